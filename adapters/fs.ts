@@ -1,0 +1,228 @@
+/**
+ * Local filesystem adapter. The location's root is an absolute directory; keys are paths below
+ * it with "/" separators. Writes go to a temporary name in the target directory and are renamed
+ * into place, so no half-written file ever appears under its final name.
+ */
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import crypto from "node:crypto";
+import { pipeline } from "node:stream/promises";
+import { Transform, type Readable } from "node:stream";
+import type { Adapter, ByteRange, Capabilities, Location, ObjectInfo, WriteResult } from "./types.js";
+import { MigrateError, toMigrateError } from "../src/errors.js";
+import { compareKeys } from "../src/keys.js";
+
+/** Prefix of our temporary files; never listed, so an interrupted write leaves nothing visible. */
+export const TEMP_PREFIX = ".cloudmigrate-tmp-";
+const NAME_MAX = 255;
+
+const capabilities: Capabilities = Object.freeze({
+  readRange: true,
+  listMd5: false,
+  writeReportsMd5: false,
+  crc32c: false,
+  preservesMtime: true,
+  mtimePrecisionMs: 1,
+  maxKeyBytes: 4095,
+  metadata: false,
+});
+
+export class FsAdapter implements Adapter {
+  readonly display: string;
+  readonly capabilities = capabilities;
+  private readonly root: string;
+
+  constructor(loc: Location) {
+    this.root = loc.prefix ? path.join(loc.root, ...loc.prefix.split("/")) : loc.root;
+    this.display = loc.display;
+  }
+
+  private pathOf(key: string): string {
+    const problem = this.keyProblem(key);
+    if (problem) throw new MigrateError("Unsupported", `${key}: ${problem}`);
+    return path.join(this.root, ...key.split("/"));
+  }
+
+  keyProblem(key: string): string | undefined {
+    if (key.includes("\0")) return "a file name cannot contain NUL";
+    const parts = key.split("/");
+    for (const p of parts) {
+      if (p === "" ) return "a file name cannot be empty (key has '//' or ends in '/')";
+      if (p === "." || p === "..") return `a path segment cannot be '${p}' on a filesystem`;
+      if (Buffer.byteLength(p) > NAME_MAX) return `a file name is longer than ${NAME_MAX} bytes`;
+      if (p.startsWith(TEMP_PREFIX)) return "name reserved for cloudmigrate's temporary files";
+    }
+    if (Buffer.byteLength(key) + Buffer.byteLength(this.root) + 1 > capabilities.maxKeyBytes) {
+      return `path is longer than ${capabilities.maxKeyBytes} bytes`;
+    }
+    return undefined;
+  }
+
+  async *list(prefix = ""): AsyncIterable<ObjectInfo> {
+    const start = prefix ? path.join(this.root, ...prefix.split("/")) : this.root;
+    yield* this.walk(start, prefix ? prefix + "/" : "");
+  }
+
+  /** Depth-first walk in key order: entries sorted as "name" for files and "name/" for folders. */
+  private async *walk(dir: string, keyPrefix: string): AsyncGenerator<ObjectInfo> {
+    let entries: fs.Dirent[];
+    try {
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return;
+      throw toMigrateError(err);
+    }
+    const sorted: { name: string; sortKey: string; dirent: fs.Dirent }[] = [];
+    for (const d of entries) {
+      if (d.name.startsWith(TEMP_PREFIX)) continue;
+      let isDir = d.isDirectory();
+      if (d.isSymbolicLink()) {
+        // Follow links to files; a linked folder could loop, so it is not descended.
+        const st = await fsp.stat(path.join(dir, d.name)).catch(() => undefined);
+        if (!st || !st.isFile()) continue;
+        isDir = false;
+      } else if (!isDir && !d.isFile()) continue; // sockets, fifos, devices
+      sorted.push({ name: d.name, sortKey: isDir ? d.name + "/" : d.name, dirent: d });
+    }
+    sorted.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+    for (const e of sorted) {
+      const full = path.join(dir, e.name);
+      if (e.sortKey.endsWith("/")) {
+        yield* this.walk(full, keyPrefix + e.name + "/");
+        continue;
+      }
+      let st: fs.Stats;
+      try {
+        st = await fsp.stat(full);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // vanished while listing
+        throw toMigrateError(err);
+      }
+      yield { key: keyPrefix + e.name, size: st.size, mtime: Math.floor(st.mtimeMs) };
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo> {
+    const p = this.pathOf(key);
+    try {
+      const st = await fsp.stat(p);
+      if (!st.isFile()) throw new MigrateError("NotFound", `${key}: not a file`);
+      return { key, size: st.size, mtime: Math.floor(st.mtimeMs) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new MigrateError("NotFound", `${key}: no such file`);
+      throw toMigrateError(err);
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const p = this.pathOf(key);
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(p, "r");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new MigrateError("NotFound", `${key}: no such file`);
+      throw toMigrateError(err);
+    }
+    return handle.createReadStream({
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: 1024 * 1024,
+      autoClose: true,
+    });
+  }
+
+  async write(key: string, body: Readable, source: ObjectInfo): Promise<WriteResult> {
+    const finalPath = this.pathOf(key);
+    const dir = path.dirname(finalPath);
+    const tmp = path.join(dir, `${TEMP_PREFIX}${crypto.randomBytes(6).toString("hex")}`);
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+    } catch (err) {
+      body.destroy();
+      throw this.placeError(key, err);
+    }
+    let size = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, counter, fs.createWriteStream(tmp, { highWaterMark: 1024 * 1024 }));
+      if (source.mtime !== undefined) {
+        const t = new Date(source.mtime);
+        await fsp.utimes(tmp, t, t);
+      }
+      await fsp.rename(tmp, finalPath);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw this.placeError(key, err);
+    }
+    return { size };
+  }
+
+  /** Errors placing a file: a key whose parent is a file, or a file where a folder is. */
+  private placeError(key: string, err: unknown): MigrateError {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR" || code === "EEXIST") {
+      return new MigrateError("ConditionNotMatch", `${key}: a parent folder of it is a file at the destination`, { cause: err });
+    }
+    if (code === "EISDIR") {
+      return new MigrateError("ConditionNotMatch", `${key}: a folder of that name exists at the destination`, { cause: err });
+    }
+    const e = toMigrateError(err);
+    return new MigrateError(e.kind, `${key}: ${e.message}`, { temporary: e.temporary, cause: err });
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await fsp.unlink(this.pathOf(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw toMigrateError(err);
+    }
+  }
+
+  async check(role: "source" | "destination"): Promise<void> {
+    const st = await fsp.stat(this.root).catch((err: NodeJS.ErrnoException) => err);
+    if (st instanceof Error) {
+      if (st.code !== "ENOENT") throw runError(role, this.display, st.message);
+      if (role === "source") throw runError(role, this.display, "no such directory", "ConfigInvalid");
+      // A destination that does not exist yet is created on first write; its parent must be writable.
+      let parent = path.dirname(this.root);
+      while (!(await exists(parent))) parent = path.dirname(parent);
+      await assertWritable(parent, role, this.display);
+      return;
+    }
+    if (!st.isDirectory()) throw runError(role, this.display, "not a directory", "ConfigInvalid");
+    if (role === "destination") await assertWritable(this.root, role, this.display);
+  }
+
+  async computeMd5(key: string): Promise<string> {
+    const hash = crypto.createHash("md5");
+    await pipeline(await this.read(key), hash);
+    return hash.digest("hex");
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function assertWritable(dir: string, role: string, display: string): Promise<void> {
+  try {
+    await fsp.access(dir, fs.constants.W_OK);
+  } catch {
+    throw runError(role, display, `${dir} is not writable`, "PermissionDenied");
+  }
+}
+
+function runError(role: string, display: string, why: string, kind: "ConfigInvalid" | "PermissionDenied" = "ConfigInvalid"): MigrateError {
+  return new MigrateError(kind, `${role} ${display}: ${why}`, { scope: "run" });
+}

@@ -1,0 +1,173 @@
+/**
+ * The adapter contract: everything the engine needs from a storage service.
+ *
+ * An adapter is bound to one location (a bucket/container/directory plus a prefix). Keys are
+ * relative to that prefix and `/`-separated. All errors thrown are MigrateErrors (src/errors.ts)
+ * mapped in one place per adapter.
+ */
+import type { Readable } from "node:stream";
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Modification time in ms since the epoch: the source mtime we preserved, else the service's. */
+  mtime?: number;
+  etag?: string;
+  /** Hex MD5 of the whole object, when the service knows it (or we stored it as metadata). */
+  md5?: string;
+  /** Base64 big-endian CRC32C, as GCS and S3 report it. */
+  crc32c?: string;
+  contentType?: string;
+  cacheControl?: string;
+  contentEncoding?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+  /** User metadata, names lower-case, without any service prefix. */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * What `read` returns. An adapter whose read response carries the object's headers (content-type,
+ * user metadata, mtime, size) attaches them as `info`, sparing the engine a separate `stat`.
+ */
+export type ObjectStream = Readable & { info?: ObjectInfo };
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+/** What the destination says it stored. */
+export interface WriteResult {
+  size: number;
+  md5?: string;
+  crc32c?: string;
+  etag?: string;
+}
+
+export interface WriteOptions {
+  /** Hex MD5 of the body, if known in advance: the service may verify it on arrival. */
+  md5?: string;
+  abortSignal?: AbortSignal;
+}
+
+/** Limits and optional behaviours; everything defaults to off. Frozen per adapter. */
+export interface Capabilities {
+  /** `read` honours a byte range. */
+  readonly readRange: boolean;
+  /** `list`/`stat` report `md5` for objects written by a single request. */
+  readonly listMd5: boolean;
+  /** `write` returns an md5 the service computed itself, so it can be checked. */
+  readonly writeReportsMd5: boolean;
+  /** `list`/`stat`/`write` report crc32c. */
+  readonly crc32c: boolean;
+  /** `write` keeps the source's mtime and `list` reports it back (within mtimePrecisionMs). */
+  readonly preservesMtime: boolean;
+  readonly mtimePrecisionMs: number;
+  /** Longest key in UTF-8 bytes, including the location's prefix. */
+  readonly maxKeyBytes: number;
+  /** Holds content-type & co and user metadata. */
+  readonly metadata: boolean;
+  /** Multipart limits, present when the adapter implements `multipart`. */
+  readonly multipart?: {
+    readonly minPartSize: number;
+    readonly maxPartSize: number;
+    readonly maxParts: number;
+  };
+}
+
+/** Multipart upload steps. The shared uploader owns part sizing, concurrency and abort-on-error. */
+export interface MultipartSteps {
+  /** Start an upload; returns an id that stays valid across process restarts. */
+  startUpload(key: string, source: ObjectInfo): Promise<string>;
+  /** Upload part `partNumber` (1-based). Returns the part's etag/token to pass to completeUpload. */
+  uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Buffer,
+    md5: string,
+  ): Promise<string>;
+  completeUpload(
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string; size: number }[],
+    source: ObjectInfo,
+    wholeMd5: string,
+  ): Promise<WriteResult>;
+  /** Abort an upload; an unknown or already-finished upload is not an error. */
+  abortUpload(key: string, uploadId: string): Promise<void>;
+}
+
+export interface Adapter {
+  /** For messages and reports: the location as the user wrote it, never with secrets. */
+  readonly display: string;
+  readonly capabilities: Capabilities;
+
+  /**
+   * Objects under `prefix` (relative to the location; "" for all), in ascending order of the
+   * keys' UTF-8 bytes, page by page. A missing prefix or empty location yields nothing.
+   * `prefix` is a folder: "a" lists "a/…", never "ab".
+   */
+  list(prefix?: string): AsyncIterable<ObjectInfo>;
+
+  /** One object's info, or a NotFound error. */
+  stat(key: string): Promise<ObjectInfo>;
+
+  /** The object's bytes, or the inclusive `range` of them. NotFound if missing. */
+  read(key: string, range?: ByteRange): Promise<ObjectStream>;
+
+  /**
+   * Store `body` under `key`, with `source`'s content headers, user metadata and mtime where the
+   * service can hold them. No partial object is ever visible under `key`.
+   */
+  write(key: string, body: Readable, source: ObjectInfo, opts?: WriteOptions): Promise<WriteResult>;
+
+  /** Delete `key`; deleting a missing key succeeds. */
+  delete(key: string): Promise<void>;
+
+  /**
+   * Check the location is usable before a run: credentials work, bucket exists, and (as a
+   * destination) we may write. Throws a run-scoped MigrateError otherwise.
+   */
+  check(role: "source" | "destination"): Promise<void>;
+
+  /** Why `key` cannot exist here (e.g. a name too long), or undefined if it can. */
+  keyProblem?(key: string): string | undefined;
+
+  /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */
+  computeMd5?(key: string): Promise<string>;
+
+  multipart?: MultipartSteps;
+
+  /** Release sockets and handles. */
+  close?(): Promise<void>;
+}
+
+/** The location an adapter is built from (see src/location.ts). */
+export interface Location {
+  scheme: string;
+  /** Bucket, container (az: "account/container"), or absolute directory for file. */
+  root: string;
+  /** Prefix inside root, no leading or trailing slash; "" for the whole root. */
+  prefix: string;
+  /** The location as the user typed it, minus secrets. */
+  display: string;
+  /** Parsed options the adapter may need (endpoint, account...), never persisted secrets. */
+  extra: Record<string, string>;
+}
+
+export interface AdapterOptions {
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3ForcePathStyle?: boolean;
+  /** Per-request timeout in ms for cloud adapters (default 60 s of silence). */
+  requestTimeoutMs?: number;
+  /**
+   * Where to read credentials and endpoints from instead of process.env (tests use it to give
+   * one adapter a bad credential). Adapters pass explicit values to the SDK when set here.
+   */
+  env?: NodeJS.ProcessEnv;
+}

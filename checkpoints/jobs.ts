@@ -1,0 +1,162 @@
+/**
+ * Where job checkpoints live, how a source/destination pair maps to its job, and the lock that
+ * keeps a second process off a running job.
+ *
+ * Layout: <state-dir>/jobs/<id>.sqlite (+ -wal/-shm), <id>.lock while a process owns it.
+ * A job id is derived from the pair, so running the same pair again finds its job.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import crypto from "node:crypto";
+import { MigrateError } from "../src/errors.js";
+import { CheckpointUnusable, SqliteCheckpoint, peekJob } from "./sqlite.js";
+import type { JobRecord } from "./types.js";
+
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.MIGRATE_STATE_DIR) return path.resolve(env.MIGRATE_STATE_DIR);
+  const base = env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
+  return path.join(base, "cloudmigrate");
+}
+
+export function jobIdFor(sourceId: string, destinationId: string): string {
+  return crypto.createHash("sha256").update(`${sourceId}\n${destinationId}`).digest("hex").slice(0, 12);
+}
+
+export interface JobListing {
+  id: string;
+  file: string;
+  job?: JobRecord;
+  /** Why the file could not be read. */
+  problem?: string;
+}
+
+export class JobDirectory {
+  readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = path.join(stateDir, "jobs");
+  }
+
+  fileOf(id: string): string {
+    return path.join(this.dir, `${id}.sqlite`);
+  }
+
+  exists(id: string): boolean {
+    return fs.existsSync(this.fileOf(id));
+  }
+
+  list(): JobListing[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const out: JobListing[] = [];
+    for (const name of names.filter((n) => n.endsWith(".sqlite")).sort()) {
+      const id = name.slice(0, -".sqlite".length);
+      const file = path.join(this.dir, name);
+      try {
+        out.push({ id, file, job: peekJob(file) });
+      } catch (err) {
+        out.push({ id, file, problem: (err as Error).message });
+      }
+    }
+    return out;
+  }
+
+  /** The most recently active job that has not finished cleanly. */
+  latestUnfinished(): JobRecord | undefined {
+    return this.list()
+      .map((l) => l.job)
+      .filter((j): j is JobRecord => j !== undefined && j.status !== "done")
+      .sort((a, b) => b.updatedAt - a.updatedAt)[0];
+  }
+
+  /** Find a job by id or unique id prefix. */
+  resolve(idOrPrefix: string): string {
+    const matches = this.list().filter((l) => l.id.startsWith(idOrPrefix));
+    if (matches.length === 1) return matches[0].id;
+    if (matches.length === 0) throw new MigrateError("ConfigInvalid", `no job ${idOrPrefix} in ${this.dir}`, { scope: "run" });
+    throw new MigrateError("ConfigInvalid", `job id ${idOrPrefix} is ambiguous: ${matches.map((m) => m.id).join(", ")}`, { scope: "run" });
+  }
+
+  open(id: string): SqliteCheckpoint {
+    try {
+      return SqliteCheckpoint.open(this.fileOf(id));
+    } catch (err) {
+      if (err instanceof CheckpointUnusable) throw new MigrateError("ConfigInvalid", err.message, { scope: "run" });
+      throw err;
+    }
+  }
+
+  create(job: Parameters<typeof SqliteCheckpoint.create>[1]): SqliteCheckpoint {
+    fs.mkdirSync(this.dir, { recursive: true });
+    return SqliteCheckpoint.create(this.fileOf(job.id), job);
+  }
+
+  /** Delete a finished job's files (a new run over the same pair replaces it). */
+  remove(id: string): void {
+    for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(this.fileOf(id) + suffix, { force: true });
+  }
+
+  /** Move a job's files aside (never delete them): `--fresh` keeps the old record for inspection. */
+  setAside(id: string): string | undefined {
+    const file = this.fileOf(id);
+    if (!fs.existsSync(file)) return undefined;
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    const aside = `${file}.replaced-${stamp}`;
+    for (const suffix of ["", "-wal", "-shm"]) {
+      if (fs.existsSync(file + suffix)) fs.renameSync(file + suffix, aside + suffix);
+    }
+    return aside;
+  }
+
+  /**
+   * Take the job's lock, or refuse if a live process holds it. A lock left by a dead process
+   * (kill -9, power loss) is taken over. Returns the release function.
+   */
+  lock(id: string): () => void {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const lockFile = path.join(this.dir, `${id}.lock`);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fd = fs.openSync(lockFile, "wx");
+        fs.writeSync(fd, `${process.pid}\n`);
+        fs.closeSync(fd);
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          try {
+            if (fs.readFileSync(lockFile, "utf8").trim() === String(process.pid)) fs.unlinkSync(lockFile);
+          } catch {
+            /* already gone */
+          }
+        };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        const pid = Number(fs.readFileSync(lockFile, "utf8").trim());
+        if (pid && pid !== process.pid && isAlive(pid)) {
+          throw new MigrateError(
+            "ConditionNotMatch",
+            `job ${id} is already running in process ${pid}; wait for it or stop it first`,
+            { scope: "run" },
+          );
+        }
+        fs.rmSync(lockFile, { force: true }); // stale: its owner is gone
+      }
+    }
+    throw new MigrateError("Unexpected", `could not take the lock for job ${id}`, { scope: "run" });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

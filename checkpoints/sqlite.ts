@@ -1,0 +1,366 @@
+/**
+ * SQLite checkpoint store: one database file per job, WAL journal, synchronous=NORMAL.
+ *
+ * Durability: in WAL mode every committed transaction survives a process crash (kill -9).
+ * On power loss NORMAL may lose the last few commits; those objects are simply copied again,
+ * which is safe, so we do not pay an fsync per object.
+ */
+import Database from "better-sqlite3";
+import type {
+  Action,
+  CheckpointStore,
+  CommittedPart,
+  Counts,
+  JobOptions,
+  JobRecord,
+  JobStatus,
+  ObjectRecord,
+  ObjectState,
+  PlanRow,
+  UploadRecord,
+  WorkItem,
+} from "./types.js";
+
+export const SCHEMA_VERSION = 1;
+export const APP_ID = "cloudmigrate";
+
+/** A checkpoint file we must not use; the message says why and what to do. */
+export class CheckpointUnusable extends Error {}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS job (
+  id TEXT PRIMARY KEY, source TEXT NOT NULL, destination TEXT NOT NULL, options TEXT NOT NULL,
+  status TEXT NOT NULL, plan_complete INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, runs INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS objects (
+  id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, action TEXT NOT NULL, reason TEXT NOT NULL,
+  size INTEGER NOT NULL, mtime INTEGER, md5 TEXT,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+  bytes_done INTEGER NOT NULL DEFAULT 0, parts_done INTEGER NOT NULL DEFAULT 0,
+  parts_total INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS objects_pending ON objects(state, id);
+CREATE TABLE IF NOT EXISTS uploads (
+  key TEXT PRIMARY KEY, upload_id TEXT NOT NULL, part_size INTEGER NOT NULL,
+  size INTEGER NOT NULL, mtime INTEGER);
+CREATE TABLE IF NOT EXISTS parts (
+  key TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL,
+  etag TEXT NOT NULL, PRIMARY KEY (key, part_number));
+`;
+
+interface JobRow {
+  id: string;
+  source: string;
+  destination: string;
+  options: string;
+  status: JobStatus;
+  plan_complete: number;
+  created_at: number;
+  updated_at: number;
+  runs: number;
+}
+
+interface ObjectRow {
+  id: number;
+  key: string;
+  action: Action;
+  reason: string;
+  size: number;
+  mtime: number | null;
+  md5: string | null;
+  state: ObjectState;
+  attempts: number;
+  error: string | null;
+  bytes_done: number;
+  parts_done: number;
+  parts_total: number;
+}
+
+function toRecord(r: ObjectRow): ObjectRecord {
+  return {
+    id: r.id,
+    key: r.key,
+    action: r.action,
+    reason: r.reason,
+    size: r.size,
+    mtime: r.mtime ?? undefined,
+    md5: r.md5 ?? undefined,
+    state: r.state,
+    attempts: r.attempts,
+    error: r.error ?? undefined,
+    bytesDone: r.bytes_done,
+    partsDone: r.parts_done,
+    partsTotal: r.parts_total,
+  };
+}
+
+/** Read a job record from a file without taking it over (for `jobs` and lookups). */
+export function peekJob(file: string): JobRecord {
+  const db = openChecked(file, true);
+  try {
+    return readJob(db);
+  } finally {
+    db.close();
+  }
+}
+
+function unusable(file: string, why: string): CheckpointUnusable {
+  return new CheckpointUnusable(
+    `checkpoint ${file} ${why}; it was left untouched. Run with --fresh to start this job over (the old file is kept beside it).`,
+  );
+}
+
+/** Open and validate: a SQLite file of ours, of a schema we can read. */
+function openChecked(file: string, readonly: boolean): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly, fileMustExist: true });
+  } catch (err) {
+    throw unusable(file, `cannot be opened (${(err as Error).message})`);
+  }
+  try {
+    const hasMeta = db
+      .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
+      .get() as { name: string } | undefined;
+    if (!hasMeta) throw unusable(file, "is not a cloudmigrate checkpoint");
+    const meta = new Map(
+      (db.prepare("SELECT k, v FROM meta").all() as { k: string; v: string }[]).map((r) => [r.k, r.v]),
+    );
+    if (meta.get("app") !== APP_ID) throw unusable(file, "is not a cloudmigrate checkpoint");
+    const version = Number(meta.get("schema_version"));
+    if (!Number.isInteger(version)) throw unusable(file, "has no schema version");
+    if (version > SCHEMA_VERSION) {
+      throw unusable(file, `was written by a newer cloudmigrate (schema ${version}; this one reads ${SCHEMA_VERSION}): upgrade cloudmigrate to resume it`);
+    }
+    // Touch every table so a truncated or damaged file fails here, not half-way through a run.
+    db.prepare("SELECT count(*) FROM objects").get();
+    db.prepare("SELECT count(*) FROM parts").get();
+    readJob(db);
+    return db;
+  } catch (err) {
+    db.close();
+    if (err instanceof CheckpointUnusable) throw err;
+    throw unusable(file, `is damaged (${(err as Error).message})`);
+  }
+}
+
+function readJob(db: Database.Database): JobRecord {
+  const r = db.prepare("SELECT * FROM job").get() as JobRow | undefined;
+  if (!r) throw new Error("no job record");
+  return {
+    id: r.id,
+    source: r.source,
+    destination: r.destination,
+    options: JSON.parse(r.options) as JobOptions,
+    status: r.status,
+    planComplete: r.plan_complete === 1,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    runs: r.runs,
+  };
+}
+
+export class SqliteCheckpoint implements CheckpointStore {
+  private readonly db: Database.Database;
+  private cursor = 0;
+  job: JobRecord;
+
+  private readonly st: ReturnType<SqliteCheckpoint["prepare"]>;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.st = this.prepare();
+    this.job = readJob(db);
+  }
+
+  /** Create a new job file (the file must not exist). */
+  static create(file: string, job: Omit<JobRecord, "createdAt" | "updatedAt" | "runs" | "status" | "planComplete">): SqliteCheckpoint {
+    const db = new Database(file);
+    db.pragma("journal_mode = WAL");
+    db.exec(SCHEMA);
+    const now = Date.now();
+    db.transaction(() => {
+      db.prepare("INSERT INTO meta (k, v) VALUES ('app', ?), ('schema_version', ?)").run(APP_ID, String(SCHEMA_VERSION));
+      db.prepare(
+        "INSERT INTO job (id, source, destination, options, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'planning', ?, ?)",
+      ).run(job.id, job.source, job.destination, JSON.stringify(job.options), now, now);
+    })();
+    return new SqliteCheckpoint(db);
+  }
+
+  /** Open an existing job file, refusing damaged, foreign or newer files. */
+  static open(file: string): SqliteCheckpoint {
+    return new SqliteCheckpoint(openChecked(file, false));
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insert: db.prepare(
+        `INSERT OR IGNORE INTO objects (key, action, reason, size, mtime, md5, state, error)
+         VALUES (@key, @action, @reason, @size, @mtime, @md5, @state, @error)`,
+      ),
+      claim: db.prepare("SELECT * FROM objects WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?"),
+      complete: db.prepare(
+        "UPDATE objects SET state = 'done', error = NULL, attempts = attempts + 1, bytes_done = ? WHERE id = ?",
+      ),
+      fail: db.prepare("UPDATE objects SET state = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?"),
+      progress: db.prepare("UPDATE objects SET bytes_done = ?, parts_done = ?, parts_total = ? WHERE id = ?"),
+      touch: db.prepare("UPDATE job SET updated_at = ?"),
+      getUpload: db.prepare("SELECT * FROM uploads WHERE key = ?"),
+      getParts: db.prepare("SELECT part_number, size, md5, etag FROM parts WHERE key = ? ORDER BY part_number"),
+      saveUpload: db.prepare(
+        "INSERT OR REPLACE INTO uploads (key, upload_id, part_size, size, mtime) VALUES (?, ?, ?, ?, ?)",
+      ),
+      savePart: db.prepare("INSERT OR REPLACE INTO parts (key, part_number, size, md5, etag) VALUES (?, ?, ?, ?, ?)"),
+      deleteUpload: db.prepare("DELETE FROM uploads WHERE key = ?"),
+      deleteParts: db.prepare("DELETE FROM parts WHERE key = ?"),
+    };
+  }
+
+  addPlanRows(rows: PlanRow[]): void {
+    const insert = this.st.insert;
+    this.db.transaction(() => {
+      for (const r of rows) {
+        const work = r.action === "copy" || r.action === "update" || r.action === "delete";
+        insert.run({
+          key: r.key,
+          action: r.action,
+          reason: r.reason,
+          size: r.size,
+          mtime: r.mtime ?? null,
+          md5: r.md5 ?? null,
+          state: r.error ? "failed" : work ? "pending" : "done",
+          error: r.error ?? null,
+        });
+      }
+    })();
+  }
+
+  finishPlan(): void {
+    this.db.prepare("UPDATE job SET plan_complete = 1, status = 'copying', updated_at = ?").run(Date.now());
+    this.job = readJob(this.db);
+  }
+
+  resetPlan(): void {
+    this.db.transaction(() => {
+      this.db.exec("DELETE FROM objects; DELETE FROM uploads; DELETE FROM parts;");
+      this.db.prepare("UPDATE job SET plan_complete = 0, status = 'planning', updated_at = ?").run(Date.now());
+    })();
+    this.cursor = 0;
+    this.job = readJob(this.db);
+  }
+
+  lastPlannedKey(): string | undefined {
+    const r = this.db.prepare("SELECT key FROM objects ORDER BY id DESC LIMIT 1").get() as { key: string } | undefined;
+    return r?.key;
+  }
+
+  requeueFailed(): void {
+    this.db.prepare("UPDATE objects SET state = 'pending' WHERE state = 'failed'").run();
+    this.cursor = 0;
+  }
+
+  /** Marks the start of a run: counts it, and keeps the job's status current. */
+  startRun(): void {
+    this.db.prepare("UPDATE job SET runs = runs + 1, updated_at = ?").run(Date.now());
+    this.job = readJob(this.db);
+  }
+
+  claim(limit: number): WorkItem[] {
+    const rows = this.st.claim.all(this.cursor, limit) as ObjectRow[];
+    if (rows.length) this.cursor = rows[rows.length - 1].id;
+    return rows.map((r) => ({
+      id: r.id,
+      key: r.key,
+      action: r.action,
+      size: r.size,
+      mtime: r.mtime ?? undefined,
+      md5: r.md5 ?? undefined,
+      attempts: r.attempts,
+    }));
+  }
+
+  complete(id: number, bytes: number): void {
+    this.st.complete.run(bytes, id);
+  }
+
+  fail(id: number, error: string): void {
+    this.st.fail.run(error, id);
+  }
+
+  progress(id: number, bytesDone: number, partsDone: number, partsTotal: number): void {
+    this.st.progress.run(bytesDone, partsDone, partsTotal, id);
+  }
+
+  counts(): Counts {
+    const zero = () => ({ objects: 0, bytes: 0 });
+    const byAction = { copy: zero(), update: zero(), skip: zero(), extra: zero(), delete: zero() };
+    const byState = { pending: zero(), done: zero(), failed: zero() };
+    let pendingBytes = 0;
+    const rows = this.db
+      .prepare("SELECT action, state, count(*) AS n, coalesce(sum(size), 0) AS b FROM objects GROUP BY action, state")
+      .all() as { action: Action; state: ObjectState; n: number; b: number }[];
+    for (const r of rows) {
+      byAction[r.action].objects += r.n;
+      byAction[r.action].bytes += r.b;
+      byState[r.state].objects += r.n;
+      byState[r.state].bytes += r.b;
+      if (r.state === "pending" && (r.action === "copy" || r.action === "update")) pendingBytes += r.b;
+    }
+    return { byAction, byState, pendingBytes };
+  }
+
+  *rows(): IterableIterator<ObjectRecord> {
+    // iterate() keeps a read cursor open; the store must not be written while it runs.
+    for (const r of this.db.prepare("SELECT * FROM objects ORDER BY key").iterate() as IterableIterator<ObjectRow>) {
+      yield toRecord(r);
+    }
+  }
+
+  setStatus(status: JobStatus): void {
+    this.db.prepare("UPDATE job SET status = ?, updated_at = ?").run(status, Date.now());
+    this.job = readJob(this.db);
+  }
+
+  getUpload(key: string): UploadRecord | undefined {
+    const u = this.st.getUpload.get(key) as
+      | { key: string; upload_id: string; part_size: number; size: number; mtime: number | null }
+      | undefined;
+    if (!u) return undefined;
+    const parts = (this.st.getParts.all(key) as { part_number: number; size: number; md5: string; etag: string }[]).map(
+      (p) => ({ partNumber: p.part_number, size: p.size, md5: p.md5, etag: p.etag }),
+    );
+    return { key: u.key, uploadId: u.upload_id, partSize: u.part_size, size: u.size, mtime: u.mtime ?? undefined, parts };
+  }
+
+  saveUpload(u: Omit<UploadRecord, "parts">): void {
+    this.db.transaction(() => {
+      this.st.deleteParts.run(u.key);
+      this.st.saveUpload.run(u.key, u.uploadId, u.partSize, u.size, u.mtime ?? null);
+    })();
+  }
+
+  savePart(key: string, p: CommittedPart): void {
+    this.st.savePart.run(key, p.partNumber, p.size, p.md5, p.etag);
+  }
+
+  deleteUpload(key: string): void {
+    this.db.transaction(() => {
+      this.st.deleteUpload.run(key);
+      this.st.deleteParts.run(key);
+    })();
+  }
+
+  uploads(): UploadRecord[] {
+    const keys = this.db.prepare("SELECT key FROM uploads ORDER BY key").all() as { key: string }[];
+    return keys.map((k) => this.getUpload(k.key)).filter((u): u is UploadRecord => u !== undefined);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The checkpoint store contract: the single record of a job's progress.
+ *
+ * The engine never sees SQL. It writes the plan in batches, then takes work in batches
+ * (`claim`) and reports each object's outcome (`complete` / `fail`). Every outcome is durable
+ * when the call returns (before the engine reports it), so a crash at any instant loses at most
+ * work that was never recorded as done. Implementations: SQLite (embedded, one process per job).
+ */
+
+/** What the plan says to do with a key. */
+export type Action =
+  | "copy" // missing at destination
+  | "update" // differs
+  | "skip" // same
+  | "extra" // only at destination, kept
+  | "delete"; // only at destination, to be deleted (--delete)
+
+export type ObjectState = "pending" | "done" | "failed";
+
+export type JobStatus = "planning" | "copying" | "done" | "failed" | "interrupted";
+
+/** What decides the plan; a resume must use the same, so they are stored with the job. */
+export interface JobOptions {
+  include: string[];
+  exclude: string[];
+  compare: "default" | "checksum" | "size-only";
+  delete: boolean;
+  /** Endpoint settings given as flags (never credentials), so `resume` reaches the same service. */
+  endpoints?: { s3Endpoint?: string; s3Region?: string; s3ForcePathStyle?: boolean };
+}
+
+export interface JobRecord {
+  id: string;
+  source: string;
+  destination: string;
+  options: JobOptions;
+  status: JobStatus;
+  planComplete: boolean;
+  createdAt: number;
+  updatedAt: number;
+  /** How many times this job has been started or resumed. */
+  runs: number;
+}
+
+export interface PlanRow {
+  key: string;
+  action: Action;
+  reason: string;
+  size: number;
+  mtime?: number;
+  md5?: string;
+  /** Set when the planner already knows the object cannot be carried out. */
+  error?: string;
+}
+
+export interface WorkItem {
+  id: number;
+  key: string;
+  action: Action;
+  size: number;
+  mtime?: number;
+  md5?: string;
+  attempts: number;
+}
+
+export interface ObjectRecord extends WorkItem {
+  reason: string;
+  state: ObjectState;
+  error?: string;
+  bytesDone: number;
+  partsDone: number;
+  partsTotal: number;
+}
+
+export interface ActionCounts {
+  objects: number;
+  bytes: number;
+}
+
+export interface Counts {
+  byAction: Record<Action, ActionCounts>;
+  byState: Record<ObjectState, ActionCounts>;
+  /** Bytes of pending copy/update work. */
+  pendingBytes: number;
+}
+
+export interface UploadRecord {
+  key: string;
+  uploadId: string;
+  partSize: number;
+  /** Size and source identity the upload was started for; a change means it cannot continue. */
+  size: number;
+  mtime?: number;
+  parts: CommittedPart[];
+}
+
+export interface CommittedPart {
+  partNumber: number;
+  size: number;
+  md5: string;
+  etag: string;
+}
+
+export interface CheckpointStore {
+  readonly job: JobRecord;
+
+  /** Append plan rows (one transaction per call). Keys already planned are left as they are. */
+  addPlanRows(rows: PlanRow[]): void;
+  /** The plan is whole: resuming will not list again. */
+  finishPlan(): void;
+  /** Forget every row and upload: a new run over the same pair. */
+  resetPlan(): void;
+  /** Key of the last planned row, or undefined (resume planning after it). */
+  lastPlannedKey(): string | undefined;
+
+  /** Failed rows become pending again (a resume retries them); the claim cursor restarts. */
+  requeueFailed(): void;
+  /** Up to `limit` pending rows not yet handed out by this store instance, in plan order. */
+  claim(limit: number): WorkItem[];
+  complete(id: number, bytes: number): void;
+  fail(id: number, error: string): void;
+  /** Record bytes moved for an object still in progress (large objects). */
+  progress(id: number, bytesDone: number, partsDone: number, partsTotal: number): void;
+
+  counts(): Counts;
+  /** Every row in key order, for reports; streamed, not loaded whole. */
+  rows(): IterableIterator<ObjectRecord>;
+  setStatus(status: JobStatus): void;
+
+  getUpload(key: string): UploadRecord | undefined;
+  saveUpload(upload: Omit<UploadRecord, "parts">): void;
+  savePart(key: string, part: CommittedPart): void;
+  deleteUpload(key: string): void;
+  uploads(): UploadRecord[];
+
+  close(): void;
+}

@@ -1,0 +1,46 @@
+/**
+ * A pass-through stream that counts bytes and computes MD5 (and CRC32C when asked) of what
+ * flows through it, so verification costs no second read.
+ */
+import crypto from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+import { crc32c } from "@node-rs/crc32";
+
+export class HashingStream extends Transform {
+  bytes = 0;
+  private readonly md5 = crypto.createHash("md5");
+  private crc: number | undefined;
+
+  constructor(
+    opts: { crc32c?: boolean } = {},
+    private readonly onBytes?: (n: number) => void,
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
+    if (opts.crc32c) this.crc = 0;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.md5.update(chunk);
+    if (this.crc !== undefined) this.crc = crc32c(chunk, this.crc);
+    this.onBytes?.(chunk.length);
+    cb(null, chunk);
+  }
+
+  /** Hex MD5; call once, after the stream has ended. */
+  md5Hex(): string {
+    return this.md5.digest("hex");
+  }
+
+  /** Base64 big-endian CRC32C, as GCS and S3 report it; undefined unless asked for. */
+  crc32cBase64(): string | undefined {
+    if (this.crc === undefined) return undefined;
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(this.crc >>> 0);
+    return b.toString("base64");
+  }
+}
+
+export function md5Hex(buf: Buffer): string {
+  return crypto.createHash("md5").update(buf).digest("hex");
+}

@@ -1,0 +1,418 @@
+/**
+ * The effectful step: given parsed options, find or create the job, plan, copy, report.
+ * Service-agnostic: adapters come from the registry, state from the checkpoint store.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Adapter, AdapterOptions, Location } from "../adapters/types.js";
+import { createAdapter, locationContains, locationId, parseLocation } from "../adapters/index.js";
+import type { CheckpointStore, Counts, JobOptions, JobRecord } from "../checkpoints/types.js";
+import { SqliteCheckpoint } from "../checkpoints/sqlite.js";
+import { JobDirectory, jobIdFor } from "../checkpoints/jobs.js";
+import { ExitCode, MigrateError, describeError, usageError } from "./errors.js";
+import { plan } from "./planner.js";
+import { Copier, type RunResult } from "./copier.js";
+import type { RetryPolicy } from "./retry.js";
+import type { MultipartSettings } from "./multipart.js";
+import { hasDifferences, planSummary, writeReport } from "./report.js";
+import { BarProgress, LineProgress, silentProgress, type ProgressSink } from "./progress.js";
+import { formatBytes, formatCount, formatDuration, plural } from "./format.js";
+import type { Output } from "./output.js";
+
+export interface RunSettings {
+  concurrency: number;
+  retry: RetryPolicy;
+  multipart: MultipartSettings;
+  progress: "auto" | "none";
+  reportFile?: string;
+  stateDir: string;
+  requestTimeoutMs?: number;
+}
+
+export interface MigrateRequest {
+  source: string;
+  destination: string;
+  options: JobOptions;
+  fresh: boolean;
+  /** "dry-run": plan and report only; "diff": the same, exit code says whether they differ. */
+  mode: "run" | "dry-run" | "diff";
+}
+
+function adapterOptions(options: JobOptions, settings: RunSettings): AdapterOptions {
+  return { ...options.endpoints, requestTimeoutMs: settings.requestTimeoutMs };
+}
+
+async function openPair(source: Location, destination: Location, opts: AdapterOptions): Promise<[Adapter, Adapter]> {
+  if (locationContains(source, destination) || locationContains(destination, source)) {
+    const same = locationId(source) === locationId(destination);
+    throw usageError(
+      same
+        ? `source and destination are the same location (${source.display})`
+        : `${destination.display} and ${source.display} overlap: one lies inside the other`,
+    );
+  }
+  const src = await createAdapter(source, opts);
+  const dst = await createAdapter(destination, opts);
+  await Promise.all([src.check("source"), dst.check("destination")]);
+  return [src, dst];
+}
+
+function sameOptions(a: JobOptions, b: JobOptions): boolean {
+  const pick = (o: JobOptions) => JSON.stringify([o.include, o.exclude, o.compare, o.delete]);
+  return pick(a) === pick(b);
+}
+
+function describeOptions(o: JobOptions): string {
+  const parts = [`compare=${o.compare}`, `delete=${o.delete}`];
+  if (o.include.length) parts.push(`include=${o.include.join(",")}`);
+  if (o.exclude.length) parts.push(`exclude=${o.exclude.join(",")}`);
+  return parts.join(" ");
+}
+
+export async function migrate(req: MigrateRequest, settings: RunSettings, out: Output): Promise<number> {
+  const source = parseLocation(req.source);
+  const destination = parseLocation(req.destination);
+  const [src, dst] = await openPair(source, destination, adapterOptions(req.options, settings));
+  try {
+    if (req.mode !== "run") return await dryRun(req, src, dst, settings, out);
+    const jobs = new JobDirectory(settings.stateDir);
+    const id = jobIdFor(locationId(source), locationId(destination));
+    const release = jobs.lock(id);
+    try {
+      const store = await prepareJob(jobs, id, source, destination, req, dst, out);
+      try {
+        return await execute(store, src, dst, settings, out);
+      } finally {
+        store.close();
+      }
+    } finally {
+      release();
+    }
+  } finally {
+    await Promise.all([src.close?.(), dst.close?.()]);
+  }
+}
+
+/** Find the pair's job: resume it if unfinished, start over if finished or --fresh. */
+async function prepareJob(
+  jobs: JobDirectory,
+  id: string,
+  source: Location,
+  destination: Location,
+  req: MigrateRequest,
+  dst: Adapter,
+  out: Output,
+): Promise<SqliteCheckpoint> {
+  const create = () =>
+    jobs.create({ id, source: locationId(source), destination: locationId(destination), options: req.options });
+  if (!jobs.exists(id)) return create();
+  if (req.fresh) {
+    await discardJob(jobs, id, dst, out);
+    return create();
+  }
+  const store = jobs.open(id);
+  const job = store.job;
+  if (job.status === "done") {
+    // A finished job: this is a new run over the same pair.
+    store.close();
+    jobs.remove(id);
+    return create();
+  }
+  if (!sameOptions(job.options, req.options)) {
+    store.close();
+    throw usageError(
+      `an unfinished job ${id} for this pair was started with other options (${describeOptions(job.options)}); ` +
+        `run \`migrate resume ${id}\` to finish it, or add --fresh to start over with the new options`,
+    );
+  }
+  out.info(`Resuming job ${id} (${job.status}, started ${new Date(job.createdAt).toISOString()}); --fresh starts over.`);
+  out.event("resume", { job: id });
+  return store;
+}
+
+/** --fresh: abort the old job's multipart uploads (so nothing is left to be billed), keep its file aside. */
+async function discardJob(jobs: JobDirectory, id: string, dst: Adapter, out: Output): Promise<void> {
+  let old: SqliteCheckpoint | undefined;
+  try {
+    old = jobs.open(id);
+  } catch {
+    /* unreadable: nothing we can abort from it */
+  }
+  if (old) {
+    await abortUploads(old, dst, out, () => true);
+    old.close();
+  }
+  const aside = jobs.setAside(id);
+  if (aside) out.info(`Starting job ${id} afresh; the previous checkpoint is kept as ${aside}`);
+}
+
+/** Abort recorded multipart uploads that `which` selects, and forget them. */
+export async function abortUploads(store: CheckpointStore, dst: Adapter, out: Output, which: (key: string) => boolean): Promise<void> {
+  for (const u of store.uploads()) {
+    if (!which(u.key)) continue;
+    try {
+      await dst.multipart?.abortUpload(u.key, u.uploadId);
+    } catch (err) {
+      out.error(`warning: could not abort the unfinished upload of ${u.key}: ${describeError(err)}`);
+    }
+    store.deleteUpload(u.key);
+  }
+}
+
+async function dryRun(req: MigrateRequest, src: Adapter, dst: Adapter, settings: RunSettings, out: Output): Promise<number> {
+  // The plan goes to a throwaway store: bounded memory, nothing left in the state dir.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "cloudmigrate-plan-"));
+  const store = SqliteCheckpoint.create(path.join(tmp, "plan.sqlite"), {
+    id: "dry-run",
+    source: src.display,
+    destination: dst.display,
+    options: req.options,
+  });
+  try {
+    const progress = makeProgress(settings, out);
+    await plan({ source: src, destination: dst, store, options: req.options, onProgress: (p) => progress.planning(p.planned) });
+    progress.stop();
+    const counts = store.counts();
+    out.info(`${req.mode === "diff" ? "Differences" : "Plan (dry run, nothing changed)"}: ${src.display} → ${dst.display}`);
+    for (const line of planSummary(counts, req.options.delete)) out.info(line);
+    out.event("plan", { source: src.display, destination: dst.display, counts });
+    if (settings.reportFile) {
+      const n = await writeReport(settings.reportFile, { kind: "plan", source: src.display, destination: dst.display, counts }, store.rows());
+      out.info(`Report: ${settings.reportFile} (${plural(n, "row")})`);
+    }
+    return hasDifferences(counts) || counts.byState.failed.objects ? ExitCode.Failures : ExitCode.Ok;
+  } finally {
+    store.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function makeProgress(settings: RunSettings, out: Output): ProgressSink {
+  if (settings.progress === "none" || out.json) return silentProgress;
+  if (process.stdout.isTTY) return new BarProgress(process.stdout);
+  const interval = Number(process.env.MIGRATE_PROGRESS_INTERVAL_MS) || 5000;
+  return new LineProgress((l) => out.info(l), interval);
+}
+
+/** Run a job from wherever it is: plan what is unplanned, copy what is pending. */
+async function execute(store: SqliteCheckpoint, src: Adapter, dst: Adapter, settings: RunSettings, out: Output): Promise<number> {
+  const started = Date.now();
+  const job = store.job;
+  const progress = makeProgress(settings, out);
+  let copier: Copier | undefined;
+  let stopRequested = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopRequested) {
+      out.error(`${sig} again: stopping now. The checkpoint is consistent; \`migrate resume ${job.id}\` continues.`);
+      process.exit(ExitCode.Interrupted);
+    }
+    stopRequested = true;
+    out.error(`${sig}: finishing objects in flight, then stopping (again to stop at once)…`);
+    copier?.stop();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    out.event("start", { job: job.id, source: src.display, destination: dst.display, run: job.runs + 1 });
+    if (!job.planComplete) {
+      const whole = await plan({
+        source: src,
+        destination: dst,
+        store,
+        options: job.options,
+        onProgress: (p) => progress.planning(p.planned),
+        shouldStop: () => stopRequested,
+      });
+      if (!whole) {
+        progress.stop();
+        store.setStatus("interrupted");
+        out.info(`Interrupted while planning. \`migrate resume ${job.id}\` continues.`);
+        return ExitCode.Interrupted;
+      }
+    }
+    store.requeueFailed();
+    store.startRun();
+    store.setStatus("copying");
+    const before = store.counts();
+    const pending = before.byState.pending;
+    out.info(`Job ${job.id}: ${src.display} → ${dst.display}`);
+    for (const line of planSummary(before, job.options.delete)) out.info(line);
+    out.event("plan", { job: job.id, counts: before });
+    progress.start(pending.objects, before.pendingBytes);
+    copier = new Copier(src, dst, store, {
+      concurrency: settings.concurrency,
+      retry: settings.retry,
+      multipart: settings.multipart,
+      onBytes: (n) => progress.bytes(n),
+      onEvent: (e) => {
+        if (e.type === "object") progress.objectDone();
+        out.event(e.type, e);
+      },
+    });
+    if (stopRequested) copier.stop();
+    const result = await copier.run();
+    progress.stop();
+    return finish(store, result, before, Date.now() - started, settings, src, dst, out);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function finish(
+  store: SqliteCheckpoint,
+  result: RunResult,
+  before: Counts,
+  elapsedMs: number,
+  settings: RunSettings,
+  src: Adapter,
+  dst: Adapter,
+  out: Output,
+): Promise<number> {
+  const after = store.counts();
+  const id = store.job.id;
+  const failed = after.byState.failed.objects;
+  const status = result.fatal ? "failed" : result.interrupted ? "interrupted" : failed ? "failed" : "done";
+  store.setStatus(after.byState.pending.objects && status === "done" ? "interrupted" : status);
+  const rate = elapsedMs > 0 ? (result.copiedBytes / elapsedMs) * 1000 : 0;
+  const unchanged = before.byAction.skip.objects;
+  out.info(
+    `${status === "done" ? "Done" : "Stopped"} in ${formatDuration(elapsedMs)}: copied ${plural(result.copied, "object")} ` +
+      `(${formatBytes(result.copiedBytes)}, ${formatBytes(rate)}/s), ${formatCount(unchanged)} unchanged, ` +
+      `${formatCount(result.deleted)} deleted, ${formatCount(failed)} failed.`,
+  );
+  out.event("summary", {
+    job: id,
+    status,
+    copied: result.copied,
+    copiedBytes: result.copiedBytes,
+    bytesSent: result.bytesSent,
+    deleted: result.deleted,
+    failed,
+    unchanged,
+    pending: after.byState.pending.objects,
+    elapsedMs,
+  });
+  if (settings.reportFile) {
+    await writeReport(settings.reportFile, { kind: "run", source: src.display, destination: dst.display, job: id, counts: after }, store.rows());
+    out.info(`Report: ${settings.reportFile}`);
+  }
+  if (result.fatal) {
+    out.error(`error: ${describeError(result.fatal)}`);
+    out.error(`Nothing more was attempted; fix that and run \`migrate resume ${id}\`.`);
+    return ExitCode.Usage;
+  }
+  if (result.interrupted) {
+    out.info(`Interrupted; ${plural(after.byState.pending.objects, "object")} left. \`migrate resume ${id}\` continues.`);
+    return ExitCode.Interrupted;
+  }
+  if (failed) {
+    out.error(`${plural(failed, "object")} failed; \`migrate status ${id}\` lists them, \`migrate resume ${id}\` retries them.`);
+    return ExitCode.Failures;
+  }
+  return ExitCode.Ok;
+}
+
+/** `migrate resume [job]`: the given job, or the most recent unfinished one. */
+export async function resume(jobArg: string | undefined, settings: RunSettings, out: Output): Promise<number> {
+  const jobs = new JobDirectory(settings.stateDir);
+  let id: string;
+  if (jobArg) id = jobs.resolve(jobArg);
+  else {
+    const latest = jobs.latestUnfinished();
+    if (!latest) {
+      out.info(`Nothing to resume: no unfinished job in ${jobs.dir}.`);
+      return ExitCode.Ok;
+    }
+    id = latest.id;
+  }
+  const release = jobs.lock(id);
+  let store: SqliteCheckpoint | undefined;
+  let src: Adapter | undefined;
+  let dst: Adapter | undefined;
+  try {
+    store = jobs.open(id);
+    const job = store.job;
+    if (job.status === "done") {
+      out.info(`Job ${id} is already done (${job.source} → ${job.destination}).`);
+      return ExitCode.Ok;
+    }
+    out.info(`Resuming job ${id}: ${job.source} → ${job.destination}`);
+    [src, dst] = await openPair(parseLocation(job.source), parseLocation(job.destination), adapterOptions(job.options, settings));
+    return await execute(store, src, dst, settings, out);
+  } finally {
+    store?.close();
+    await Promise.all([src?.close?.(), dst?.close?.()]);
+    release();
+  }
+}
+
+function jobLine(job: JobRecord, counts?: Counts): string {
+  const done = counts ? ` ${formatCount(counts.byState.done.objects)}/${formatCount(counts.byState.done.objects + counts.byState.pending.objects + counts.byState.failed.objects)} done` : "";
+  return `${job.id}  ${job.status.padEnd(11)} ${new Date(job.updatedAt).toISOString()}${done}  ${job.source} → ${job.destination}`;
+}
+
+/** `migrate jobs`: every job in the state directory. */
+export function listJobs(stateDir: string, out: Output): number {
+  const jobs = new JobDirectory(stateDir);
+  const all = jobs.list();
+  if (!all.length) {
+    out.info(`No jobs in ${jobs.dir}.`);
+    return ExitCode.Ok;
+  }
+  for (const l of all) {
+    if (!l.job) {
+      out.info(`${l.id}  unreadable   ${l.problem}`);
+      out.event("job", { id: l.id, problem: l.problem });
+      continue;
+    }
+    out.info(jobLine(l.job));
+    out.event("job", { ...l.job });
+  }
+  return ExitCode.Ok;
+}
+
+/** `migrate status [job]`: counts, failures with their errors, large objects' part progress. */
+export function status(jobArg: string | undefined, stateDir: string, out: Output): number {
+  const jobs = new JobDirectory(stateDir);
+  const id = jobArg ? jobs.resolve(jobArg) : (jobs.latestUnfinished()?.id ?? latestAny(jobs));
+  if (!id) {
+    out.info(`No jobs in ${jobs.dir}.`);
+    return ExitCode.Ok;
+  }
+  const store = jobs.open(id);
+  try {
+    const job = store.job;
+    const counts = store.counts();
+    out.info(`Job ${job.id}: ${job.source} → ${job.destination}`);
+    out.info(`  status ${job.status}, runs ${job.runs}, plan ${job.planComplete ? "complete" : "incomplete"}, options ${describeOptions(job.options)}`);
+    out.info(`  updated ${new Date(job.updatedAt).toISOString()}, created ${new Date(job.createdAt).toISOString()}`);
+    for (const line of planSummary(counts, job.options.delete)) out.info(line);
+    const s = counts.byState;
+    out.info(`  state: ${formatCount(s.done.objects)} done, ${formatCount(s.pending.objects)} pending (${formatBytes(counts.pendingBytes)}), ${formatCount(s.failed.objects)} failed`);
+    const failures: { key: string; error?: string; attempts: number }[] = [];
+    const partial: { key: string; partsDone: number; partsTotal: number; bytesDone: number; size: number }[] = [];
+    for (const r of store.rows()) {
+      if (r.state === "failed" && failures.length < 50) failures.push({ key: r.key, error: r.error, attempts: r.attempts });
+      if (r.state === "pending" && r.partsTotal) partial.push(r);
+    }
+    for (const f of failures) out.info(`  ! ${f.key}: ${f.error} (${plural(f.attempts, "attempt")})`);
+    if (s.failed.objects > failures.length) out.info(`  … and ${formatCount(s.failed.objects - failures.length)} more failed`);
+    for (const p of partial) out.info(`  ~ ${p.key}: ${p.partsDone}/${p.partsTotal} parts, ${formatBytes(p.bytesDone)} of ${formatBytes(p.size)}`);
+    out.event("status", { job, counts, failures, partial });
+    return ExitCode.Ok;
+  } finally {
+    store.close();
+  }
+}
+
+function latestAny(jobs: JobDirectory): string | undefined {
+  return jobs
+    .list()
+    .map((l) => l.job)
+    .filter((j): j is JobRecord => j !== undefined)
+    .sort((a, b) => b.updatedAt - a.updatedAt)[0]?.id;
+}
+
+export { MigrateError };

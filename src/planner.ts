@@ -1,0 +1,193 @@
+/**
+ * The planner: a streaming merge-join of the source and destination listings (both in key
+ * order), deciding per key whether to copy, update, skip, keep or delete, and writing those rows
+ * to the checkpoint store in batches. Memory is bounded by the batch and read-ahead sizes, never
+ * by the listings.
+ */
+import picomatch from "picomatch";
+import type { Adapter, Capabilities, ObjectInfo } from "../adapters/types.js";
+import type { Action, CheckpointStore, JobOptions, PlanRow } from "../checkpoints/types.js";
+import { compareKeys } from "./keys.js";
+import { MigrateError } from "./errors.js";
+import { readAhead } from "./readahead.js";
+
+export type CompareMode = JobOptions["compare"];
+
+export interface Decision {
+  action: Action;
+  reason: string;
+}
+
+interface Side {
+  info: ObjectInfo;
+  caps: Capabilities;
+}
+
+/**
+ * Compare one key present on both sides. Pure: checksums the listing lacks must be filled in
+ * by the caller (see `fillChecksums`).
+ *
+ * default: sizes, then modification times. Where the destination keeps the source's mtime, they
+ * must match; where it cannot (S3 listings give the upload time), the destination must not be
+ * older than the source. Equal MD5s override an mtime difference.
+ */
+export function compareObjects(src: Side, dst: Side, mode: CompareMode): Decision {
+  const s = src.info;
+  const d = dst.info;
+  if (s.size !== d.size) return { action: "update", reason: `size ${s.size} → ${d.size}` };
+  if (mode === "size-only") return { action: "skip", reason: "same size" };
+  const sameMd5 = s.md5 !== undefined && d.md5 !== undefined ? s.md5 === d.md5 : undefined;
+  const sameCrc = s.crc32c !== undefined && d.crc32c !== undefined ? s.crc32c === d.crc32c : undefined;
+  if (mode === "checksum") {
+    if (sameMd5 === false) return { action: "update", reason: "md5 differs" };
+    if (sameMd5 === true) return { action: "skip", reason: "same md5" };
+    if (sameCrc === false) return { action: "update", reason: "crc32c differs" };
+    if (sameCrc === true) return { action: "skip", reason: "same crc32c" };
+    return { action: "skip", reason: "same size (no checksum both sides can give)" };
+  }
+  if (s.mtime === undefined || d.mtime === undefined) return { action: "skip", reason: "same size (no modified time)" };
+  const tolerance = Math.max(src.caps.mtimePrecisionMs, dst.caps.mtimePrecisionMs, 1);
+  const delta = s.mtime - d.mtime;
+  const differs = dst.caps.preservesMtime ? Math.abs(delta) > tolerance : delta > tolerance;
+  if (!differs) return { action: "skip", reason: "same size and modified time" };
+  if (sameMd5 === true) return { action: "skip", reason: "same md5 (modified time differs)" };
+  return {
+    action: "update",
+    reason: dst.caps.preservesMtime ? "modified time differs" : "source modified after destination",
+  };
+}
+
+/** Pairs of objects with the same key, or one side alone, in key order. */
+export async function* mergeJoin(
+  src: AsyncIterable<ObjectInfo>,
+  dst: AsyncIterable<ObjectInfo>,
+): AsyncGenerator<{ src?: ObjectInfo; dst?: ObjectInfo }> {
+  const si = ordered(src, "source")[Symbol.asyncIterator]();
+  const di = ordered(dst, "destination")[Symbol.asyncIterator]();
+  let s = await si.next();
+  let d = await di.next();
+  while (!s.done || !d.done) {
+    if (d.done || (!s.done && compareKeys(s.value.key, d.value.key) < 0)) {
+      yield { src: s.value as ObjectInfo };
+      s = await si.next();
+    } else if (s.done || compareKeys(s.value.key, d.value.key) > 0) {
+      yield { dst: d.value };
+      d = await di.next();
+    } else {
+      yield { src: s.value, dst: d.value };
+      [s, d] = await Promise.all([si.next(), di.next()]);
+    }
+  }
+}
+
+/** Pass a listing through, failing loudly if it is ever out of order (the join relies on it). */
+async function* ordered(it: AsyncIterable<ObjectInfo>, side: string): AsyncGenerator<ObjectInfo> {
+  let prev: string | undefined;
+  for await (const o of it) {
+    if (prev !== undefined && compareKeys(prev, o.key) >= 0) {
+      throw new MigrateError("Unexpected", `${side} listing is not in key order ("${prev}" before "${o.key}")`, { scope: "run" });
+    }
+    prev = o.key;
+    yield o;
+  }
+}
+
+export type KeyFilter = (key: string) => boolean;
+
+/** rclone-like filters: a pattern without "/" matches a name at any depth. */
+export function makeFilter(include: string[], exclude: string[]): KeyFilter {
+  const opts = { dot: true, basename: true };
+  const inc = include.length ? picomatch(include, opts) : undefined;
+  const exc = exclude.length ? picomatch(exclude, opts) : undefined;
+  return (key) => (!inc || inc(key)) && !(exc && exc(key));
+}
+
+export interface PlanProgress {
+  planned: number;
+}
+
+export interface PlanInput {
+  source: Adapter;
+  destination: Adapter;
+  store: CheckpointStore;
+  options: JobOptions;
+  onProgress?: (p: PlanProgress) => void;
+  /** Rows per transaction. */
+  batchSize?: number;
+  /** Checked between rows: stop planning (the plan stays resumable). */
+  shouldStop?: () => boolean;
+}
+
+/**
+ * List both sides, decide every key, write rows to the store. Resumable: planned keys are kept.
+ * Returns false when stopped before the plan was whole.
+ */
+export async function plan(input: PlanInput): Promise<boolean> {
+  const { source, destination, store, options } = input;
+  const batchSize = input.batchSize ?? 2000;
+  const keep = makeFilter(options.include, options.exclude);
+  const resumeAfter = store.lastPlannedKey();
+  const pending: PlanRow[] = [];
+  let planned = 0;
+
+  const flush = () => {
+    if (!pending.length) return;
+    store.addPlanRows(pending);
+    planned += pending.length;
+    pending.length = 0;
+    input.onProgress?.({ planned });
+  };
+
+  const srcList = readAhead(source.list(), 2000);
+  const dstList = readAhead(destination.list(), 2000);
+  for await (const pair of mergeJoin(srcList, dstList)) {
+    const key = (pair.src ?? pair.dst)!.key;
+    if (!keep(key)) continue;
+    if (resumeAfter !== undefined && compareKeys(key, resumeAfter) <= 0) continue;
+    pending.push(await decide(pair, source, destination, options));
+    if (pending.length >= batchSize) {
+      flush();
+      if (input.shouldStop?.()) return false;
+    }
+  }
+  flush();
+  store.finishPlan();
+  return true;
+}
+
+async function decide(
+  pair: { src?: ObjectInfo; dst?: ObjectInfo },
+  source: Adapter,
+  destination: Adapter,
+  options: JobOptions,
+): Promise<PlanRow> {
+  const { src, dst } = pair;
+  if (!src) {
+    const d = dst!;
+    return options.delete
+      ? { key: d.key, action: "delete", reason: "only at destination", size: d.size }
+      : { key: d.key, action: "extra", reason: "only at destination", size: d.size };
+  }
+  const row = (action: Action, reason: string): PlanRow => ({
+    key: src.key,
+    action,
+    reason,
+    size: src.size,
+    mtime: src.mtime,
+    md5: src.md5,
+  });
+  const problem = destination.keyProblem?.(src.key);
+  if (problem) return { ...row("copy", "cannot exist at destination"), error: `cannot exist at destination: ${problem}` };
+  if (!dst) return row("copy", "missing at destination");
+  if (options.compare === "checksum" && src.size === dst.size) await fillChecksums(src, dst, source, destination);
+  const decision = compareObjects({ info: src, caps: source.capabilities }, { info: dst, caps: destination.capabilities }, options.compare);
+  return row(decision.action, decision.reason);
+}
+
+/** For --checksum: compute MD5s a listing lacks, where one side can give an MD5 to compare with. */
+async function fillChecksums(src: ObjectInfo, dst: ObjectInfo, source: Adapter, destination: Adapter): Promise<void> {
+  if (src.md5 && dst.md5) return;
+  if (src.crc32c && dst.crc32c) return;
+  if (!src.md5 && source.computeMd5) src.md5 = await source.computeMd5(src.key);
+  if (!dst.md5 && destination.computeMd5) dst.md5 = await destination.computeMd5(dst.key);
+}

@@ -1,0 +1,140 @@
+/**
+ * Progress: cli-progress bars (objects, bytes, rate, ETA) when the output is a terminal; plain
+ * periodic lines otherwise; nothing with --no-progress or --json.
+ */
+import cliProgress from "cli-progress";
+import { formatBytes, formatCount, formatDuration } from "./format.js";
+
+export interface ProgressSink {
+  planning(planned: number): void;
+  start(totalObjects: number, totalBytes: number): void;
+  objectDone(): void;
+  bytes(n: number): void;
+  stop(): void;
+}
+
+export const silentProgress: ProgressSink = {
+  planning() {},
+  start() {},
+  objectDone() {},
+  bytes() {},
+  stop() {},
+};
+
+/** Tracks counts and a smoothed rate; shared by both displays. */
+class Tally {
+  objects = 0;
+  bytes = 0;
+  totalObjects = 0;
+  totalBytes = 0;
+  readonly startedAt = Date.now();
+  private samples: { t: number; b: number }[] = [];
+
+  rate(): number {
+    const now = Date.now();
+    this.samples.push({ t: now, b: this.bytes });
+    while (this.samples.length > 2 && now - this.samples[0].t > 10_000) this.samples.shift();
+    const first = this.samples[0];
+    const dt = (now - first.t) / 1000;
+    return dt > 0.5 ? (this.bytes - first.b) / dt : 0;
+  }
+
+  eta(rate: number): string {
+    if (rate <= 0 || this.totalBytes <= this.bytes) return "-";
+    return formatDuration(((this.totalBytes - this.bytes) / rate) * 1000);
+  }
+}
+
+export class BarProgress implements ProgressSink {
+  private readonly tally = new Tally();
+  private bars?: cliProgress.MultiBar;
+  private objBar?: cliProgress.SingleBar;
+  private byteBar?: cliProgress.SingleBar;
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  planning(planned: number): void {
+    this.stream.write(`\rPlanning… ${formatCount(planned)} objects listed`);
+  }
+
+  start(totalObjects: number, totalBytes: number): void {
+    this.stream.write("\n");
+    Object.assign(this.tally, { totalObjects, totalBytes });
+    this.bars = new cliProgress.MultiBar(
+      { stream: this.stream, clearOnComplete: false, hideCursor: true, format: "{label} |{bar}| {done} / {all} {extra}", barsize: 30, autopadding: true },
+      cliProgress.Presets.shades_classic,
+    );
+    this.objBar = this.bars.create(Math.max(totalObjects, 1), 0, { label: "objects", done: "0", all: formatCount(totalObjects), extra: "" });
+    this.byteBar = this.bars.create(Math.max(totalBytes, 1), 0, { label: "bytes  ", done: "0 B", all: formatBytes(totalBytes), extra: "" });
+    this.timer = setInterval(() => this.render(), 250);
+    this.timer.unref();
+  }
+
+  private render(): void {
+    const t = this.tally;
+    const rate = t.rate();
+    this.objBar?.update(t.objects, { done: formatCount(t.objects) });
+    this.byteBar?.update(Math.max(0, t.bytes), { done: formatBytes(Math.max(0, t.bytes)), extra: `${formatBytes(rate)}/s  ETA ${t.eta(rate)}` });
+  }
+
+  objectDone(): void {
+    this.tally.objects++;
+  }
+
+  bytes(n: number): void {
+    this.tally.bytes += n;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.render();
+    this.bars?.stop();
+  }
+}
+
+export class LineProgress implements ProgressSink {
+  private readonly tally = new Tally();
+  private timer?: NodeJS.Timeout;
+  private lastPlanLine = 0;
+
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly intervalMs = 5000,
+  ) {}
+
+  planning(planned: number): void {
+    const now = Date.now();
+    if (now - this.lastPlanLine >= this.intervalMs) {
+      this.lastPlanLine = now;
+      this.write(`planning: ${formatCount(planned)} objects listed`);
+    }
+  }
+
+  start(totalObjects: number, totalBytes: number): void {
+    Object.assign(this.tally, { totalObjects, totalBytes });
+    this.timer = setInterval(() => this.line(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  private line(): void {
+    const t = this.tally;
+    const rate = t.rate();
+    this.write(
+      `progress: ${formatCount(t.objects)}/${formatCount(t.totalObjects)} objects, ` +
+        `${formatBytes(Math.max(0, t.bytes))}/${formatBytes(t.totalBytes)}, ${formatBytes(rate)}/s, ETA ${t.eta(rate)}`,
+    );
+  }
+
+  objectDone(): void {
+    this.tally.objects++;
+  }
+
+  bytes(n: number): void {
+    this.tally.bytes += n;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

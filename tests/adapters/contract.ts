@@ -1,0 +1,292 @@
+/**
+ * The adapter contract suite: one call per adapter, run against a real service (an emulator
+ * or a temp dir). Tests are chosen from the adapter's capabilities: what an adapter lacks is
+ * skipped, never faked. Like rclone's fstests and OpenDAL's behaviour tests.
+ *
+ *   adapterContract("s3", async () => ({ open: (prefix) => ..., badCredentials, missingBucket, stop }))
+ */
+import crypto from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Adapter, ObjectInfo } from "../../adapters/types.js";
+import { MigrateError } from "../../src/errors.js";
+import { compareKeys } from "../../src/keys.js";
+import { bodyOf, collect, md5, readAll, seededBytes } from "../helpers/streams.js";
+import pLimit from "p-limit";
+
+export interface ContractTarget {
+  /** An adapter on the target's test bucket (or dir) at `prefix` (may be ""; no slashes at ends). */
+  open(prefix: string): Promise<Adapter>;
+  /** An adapter whose credentials the service rejects; absent where the emulator accepts anything. */
+  badCredentials?(): Promise<Adapter>;
+  /** An adapter on a bucket that does not exist. */
+  missingBucket?(): Promise<Adapter>;
+  /** A destination root that does not exist is created on first write (a filesystem folder). */
+  createsMissingRoot?: boolean;
+  stop?(): Promise<void>;
+}
+
+function unique(): string {
+  return `t-${crypto.randomBytes(4).toString("hex")}`;
+}
+
+async function put(a: Adapter, key: string, data: Buffer | string, extra: Partial<ObjectInfo> = {}) {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
+  return a.write(key, bodyOf(buf), { key, size: buf.length, ...extra });
+}
+
+async function expectKind(p: Promise<unknown>, kind: string, scope?: "run"): Promise<MigrateError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected a ${kind} error`).toBeInstanceOf(MigrateError);
+  const me = err as MigrateError;
+  expect(me.kind).toBe(kind);
+  if (scope) expect(me.scope).toBe(scope);
+  return me;
+}
+
+export function adapterContract(name: string, start: () => Promise<ContractTarget | undefined>): void {
+  describe(`adapter contract: ${name}`, () => {
+    let target: ContractTarget | undefined;
+    beforeAll(async () => {
+      target = await start();
+    }, 120_000);
+    afterAll(async () => {
+      await target?.stop?.();
+    });
+
+    /** A fresh adapter at a unique prefix; skips the test when the service is not available. */
+    async function fresh(ctx: { skip: (note?: string) => void }): Promise<Adapter> {
+      if (!target) ctx.skip(`${name} emulator not available`);
+      return target!.open(unique());
+    }
+
+    it("round-trips bytes, and stat/list report the size", async (ctx) => {
+      const a = await fresh(ctx);
+      const data = seededBytes(100_000, 1);
+      const res = await put(a, "file.bin", data);
+      expect(res.size).toBe(data.length);
+      if (a.capabilities.writeReportsMd5) expect(res.md5).toBe(md5(data));
+      expect((await readAll(await a.read("file.bin"))).equals(data)).toBe(true);
+      const st = await a.stat("file.bin");
+      expect(st.key).toBe("file.bin");
+      expect(st.size).toBe(data.length);
+      if (a.capabilities.listMd5) expect(st.md5).toBe(md5(data));
+      const listed = await collect(a.list());
+      expect(listed.map((o) => [o.key, o.size])).toEqual([["file.bin", data.length]]);
+      if (a.capabilities.listMd5) expect(listed[0].md5).toBe(md5(data));
+    });
+
+    it("stores zero-byte objects", async (ctx) => {
+      const a = await fresh(ctx);
+      await put(a, "empty", Buffer.alloc(0));
+      expect((await a.stat("empty")).size).toBe(0);
+      expect((await readAll(await a.read("empty"))).length).toBe(0);
+      expect((await collect(a.list())).map((o) => o.key)).toEqual(["empty"]);
+    });
+
+    it("overwrites an existing object", async (ctx) => {
+      const a = await fresh(ctx);
+      await put(a, "k", "first version");
+      await put(a, "k", "second");
+      expect((await readAll(await a.read("k"))).toString()).toBe("second");
+      expect((await a.stat("k")).size).toBe(6);
+    });
+
+    it("reads a byte range", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.capabilities.readRange) ctx.skip("no ranged reads");
+      const data = seededBytes(10_000, 2);
+      await put(a, "r", data);
+      expect((await readAll(await a.read("r", { start: 100, end: 199 }))).equals(data.subarray(100, 200))).toBe(true);
+      expect((await readAll(await a.read("r", { start: 9_990, end: 9_999 }))).equals(data.subarray(9_990))).toBe(true);
+    });
+
+    it("stat, read of a missing key → NotFound; delete of a missing key succeeds", async (ctx) => {
+      const a = await fresh(ctx);
+      await expectKind(a.stat("nope"), "NotFound");
+      await expectKind(
+        a.read("nope").then(async (s) => readAll(s)),
+        "NotFound",
+      );
+      await a.delete("nope");
+      await put(a, "yes", "x");
+      await a.delete("yes");
+      await expectKind(a.stat("yes"), "NotFound");
+      expect(await collect(a.list())).toEqual([]);
+    });
+
+    it("lists nested keys in UTF-8 byte order, and a sub-prefix is a folder", async (ctx) => {
+      const a = await fresh(ctx);
+      const keys = ["a/x", "a/y/z", "a-b/1", "ab/2", "a.c", "b", "a/y0", "Z", "é/1", "a/" + "😀", "a/\uFFFD"];
+      for (const k of keys) await put(a, k, k);
+      const listed = (await collect(a.list())).map((o) => o.key);
+      expect(listed).toEqual([...keys].sort(compareKeys));
+      expect((await collect(a.list("a"))).map((o) => o.key)).toEqual(["a/x", "a/y/z", "a/y0", "a/\uFFFD", "a/😀"].sort(compareKeys));
+      expect(await collect(a.list("missing"))).toEqual([]);
+    });
+
+    it("a location's prefix is a folder: s3://b/a never lists b/ab/…", async (ctx) => {
+      if (!target) ctx.skip(`${name} emulator not available`);
+      const base = unique();
+      const root = await target!.open(base);
+      await put(root, "photos/1", "in");
+      await put(root, "photos-old/2", "out");
+      await put(root, "photosX", "out");
+      const inner = await target!.open(`${base}/photos`);
+      expect((await collect(inner.list())).map((o) => o.key)).toEqual(["1"]);
+      expect(await collect((await target!.open(`${base}/nothing-here`)).list())).toEqual([]);
+    });
+
+    it("paginates listings across > 1,000 keys", async (ctx) => {
+      const a = await fresh(ctx);
+      const n = 1_234;
+      const limit = pLimit(32);
+      const keys = Array.from({ length: n }, (_, i) => `p/${String(i).padStart(5, "0")}`);
+      await Promise.all(keys.map((k) => limit(() => put(a, k, ""))));
+      const listed = (await collect(a.list())).map((o) => o.key);
+      expect(listed.length).toBe(n);
+      expect(listed).toEqual(keys);
+    }, 120_000);
+
+    it("keeps odd keys exactly: spaces, unicode NFC vs NFD, + % # ? & = @ :, dots", async (ctx) => {
+      const a = await fresh(ctx);
+      const nfc = "caf\u00e9";
+      const nfd = "cafe\u0301";
+      const keys = [
+        "with space.txt",
+        ` lead and trail `.trim() + " x",
+        nfc,
+        nfd,
+        "plus+percent%25%hash#q?amp&eq=at@colon:.txt",
+        ".hidden",
+        "trailing.",
+        "dir.with.dots/..leading",
+        "日本語/ファイル",
+        "emoji 🚀",
+      ].filter((k) => !a.keyProblem?.(k));
+      for (const k of keys) await put(a, k, `body of ${k}`);
+      const listed = (await collect(a.list())).map((o) => o.key);
+      expect(listed).toEqual([...keys].sort(compareKeys));
+      for (const k of keys) {
+        expect((await readAll(await a.read(k))).toString()).toBe(`body of ${k}`);
+        expect((await a.stat(k)).key).toBe(k);
+      }
+    });
+
+    it("stores a key as long as the service allows", async (ctx) => {
+      const a = await fresh(ctx);
+      const room = a.capabilities.maxKeyBytes - 64; // leave room for the test prefix
+      const seg = "k".repeat(200);
+      let key = seg;
+      while (Buffer.byteLength(key + "/" + seg) <= room) key += "/" + seg;
+      if (a.keyProblem?.(key)) ctx.skip(`long key not allowed here: ${a.keyProblem(key)}`);
+      await put(a, key, "long");
+      expect((await collect(a.list())).map((o) => o.key)).toEqual([key]);
+      expect((await readAll(await a.read(key))).toString()).toBe("long");
+    });
+
+    it("round-trips content headers, user metadata and the source mtime", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.capabilities.metadata) ctx.skip("no metadata");
+      const mtime = Date.UTC(2021, 5, 7, 8, 9, 10, 0);
+      await put(a, "m.html", "<p>hi</p>", {
+        contentType: "text/html; charset=utf-8",
+        cacheControl: "max-age=3600",
+        contentEncoding: "identity",
+        contentDisposition: 'attachment; filename="m.html"',
+        contentLanguage: "en-GB",
+        metadata: { color: "blue", owner: "ops" },
+        mtime,
+      });
+      const st = await a.stat("m.html");
+      expect(st.contentType).toBe("text/html; charset=utf-8");
+      expect(st.cacheControl).toBe("max-age=3600");
+      expect(st.contentEncoding).toBe("identity");
+      expect(st.contentDisposition).toBe('attachment; filename="m.html"');
+      expect(st.contentLanguage).toBe("en-GB");
+      expect(st.metadata).toMatchObject({ color: "blue", owner: "ops" });
+      expect(Math.abs((st.mtime ?? 0) - mtime)).toBeLessThanOrEqual(a.capabilities.mtimePrecisionMs);
+      if (a.capabilities.preservesMtime) {
+        const [listed] = await collect(a.list());
+        expect(Math.abs((listed.mtime ?? 0) - mtime)).toBeLessThanOrEqual(a.capabilities.mtimePrecisionMs);
+      }
+    });
+
+    it("preserves the source mtime where it can", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.capabilities.preservesMtime) ctx.skip("listing does not report a preserved mtime");
+      const mtime = Date.UTC(2020, 0, 2, 3, 4, 5, 678);
+      await put(a, "t", "x", { mtime });
+      const [listed] = await collect(a.list());
+      expect(Math.abs((listed.mtime ?? 0) - mtime)).toBeLessThanOrEqual(a.capabilities.mtimePrecisionMs);
+    });
+
+    it("multipart: parts in any order assemble into the object, with its md5 and metadata", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.multipart || !a.capabilities.multipart) ctx.skip("no multipart");
+      const partSize = Math.max(a.capabilities.multipart!.minPartSize, 256 * 1024);
+      const data = seededBytes(partSize * 2 + 1234, 3);
+      const parts = [data.subarray(0, partSize), data.subarray(partSize, 2 * partSize), data.subarray(2 * partSize)];
+      const info: ObjectInfo = { key: "big", size: data.length, contentType: "application/x-test", metadata: { color: "red" }, mtime: Date.UTC(2022, 1, 1) };
+      const id = await a.multipart!.startUpload("big", info);
+      const etags: { partNumber: number; etag: string; size: number }[] = [];
+      for (const n of [3, 1, 2]) {
+        const body = parts[n - 1];
+        etags.push({ partNumber: n, etag: await a.multipart!.uploadPart("big", id, n, body, md5(body)), size: body.length });
+      }
+      etags.sort((x, y) => x.partNumber - y.partNumber);
+      const res = await a.multipart!.completeUpload("big", id, etags, info, md5(data));
+      expect(res.size).toBe(data.length);
+      expect((await readAll(await a.read("big"))).equals(data)).toBe(true);
+      const st = await a.stat("big");
+      expect(st.size).toBe(data.length);
+      expect(st.md5).toBe(md5(data));
+      if (a.capabilities.metadata) {
+        expect(st.contentType).toBe("application/x-test");
+        expect(st.metadata).toMatchObject({ color: "red" });
+      }
+      expect((await collect(a.list())).map((o) => o.key)).toEqual(["big"]);
+      await a.multipart!.abortUpload("big", "no-such-upload-" + unique());
+    }, 60_000);
+
+    it("multipart: a part whose md5 does not match its bytes is rejected", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.multipart || !a.capabilities.multipart) ctx.skip("no multipart");
+      const body = seededBytes(Math.max(a.capabilities.multipart!.minPartSize, 1024), 4);
+      const id = await a.multipart!.startUpload("bad", { key: "bad", size: body.length });
+      const err = await a.multipart!.uploadPart("bad", id, 1, body, md5("something else")).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(MigrateError);
+      await a.multipart!.abortUpload("bad", id);
+    }, 60_000);
+
+    it("a bad credential → PermissionDenied for the whole run, quickly", async (ctx) => {
+      if (!target) ctx.skip(`${name} emulator not available`);
+      if (!target!.badCredentials) ctx.skip("the service accepts any credential here");
+      const a = await target!.badCredentials!();
+      await expectKind(a.check("source"), "PermissionDenied", "run");
+    }, 30_000);
+
+    it("a missing bucket → ConfigInvalid for the whole run", async (ctx) => {
+      if (!target) ctx.skip(`${name} emulator not available`);
+      if (!target!.missingBucket) ctx.skip("no bucket to miss");
+      const a = await target!.missingBucket!();
+      await expectKind(a.check("source"), "ConfigInvalid", "run");
+      if (target!.createsMissingRoot) await a.check("destination");
+      else await expectKind(a.check("destination"), "ConfigInvalid", "run");
+    }, 30_000);
+
+    it("check() passes on a usable location", async (ctx) => {
+      const a = await fresh(ctx);
+      await a.check("source").catch((e: MigrateError) => {
+        // An empty prefix is a usable source; only a missing root is an error.
+        throw e;
+      });
+      await a.check("destination");
+    });
+  });
+}
