@@ -13,8 +13,17 @@ import type { Adapter, ByteRange, Capabilities, Location, ObjectInfo, WriteResul
 import { MigrateError, toMigrateError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
 
-/** Prefix of our temporary files; never listed, so an interrupted write leaves nothing visible. */
+/**
+ * Prefix of our temporary files; never listed, so an interrupted write leaves nothing visible.
+ * The name is derived from the final name, so the retry or resume of an interrupted write reuses
+ * (truncates) the same temporary file instead of leaving one behind.
+ */
 export const TEMP_PREFIX = ".cloudmigrate-tmp-";
+
+function tempNameFor(finalPath: string): string {
+  const digest = crypto.createHash("sha256").update(path.basename(finalPath)).digest("hex").slice(0, 24);
+  return path.join(path.dirname(finalPath), TEMP_PREFIX + digest);
+}
 const NAME_MAX = 255;
 
 const capabilities: Capabilities = Object.freeze({
@@ -136,7 +145,7 @@ export class FsAdapter implements Adapter {
   async write(key: string, body: Readable, source: ObjectInfo): Promise<WriteResult> {
     const finalPath = this.pathOf(key);
     const dir = path.dirname(finalPath);
-    const tmp = path.join(dir, `${TEMP_PREFIX}${crypto.randomBytes(6).toString("hex")}`);
+    const tmp = tempNameFor(finalPath);
     try {
       await fsp.mkdir(dir, { recursive: true });
     } catch (err) {

@@ -149,6 +149,8 @@ Examples:
   migrate status`,
     )
     .showSuggestionAfterError(true)
+    // Options after a subcommand belong to it (`migrate status --json`), not to the program.
+    .enablePositionalOptions()
     .exitOverride();
   addRunOptions(addPlanOptions(program)).action((src: string, dst: string, o: MigrateOpts) => {
     const out = new Output(o.json);

@@ -94,12 +94,22 @@ async function* ordered(it: AsyncIterable<ObjectInfo>, side: string): AsyncGener
 
 export type KeyFilter = (key: string) => boolean;
 
-/** rclone-like filters: a pattern without "/" matches a name at any depth. */
+/**
+ * rclone-like filters: a pattern without "/" matches a name at any depth ("*.jpg"); a pattern
+ * with "/" matches the whole key ("photos/**"). Dotfiles match like any other name.
+ */
 export function makeFilter(include: string[], exclude: string[]): KeyFilter {
-  const opts = { dot: true, basename: true };
-  const inc = include.length ? picomatch(include, opts) : undefined;
-  const exc = exclude.length ? picomatch(exclude, opts) : undefined;
+  const inc = include.length ? globSet(include) : undefined;
+  const exc = exclude.length ? globSet(exclude) : undefined;
   return (key) => (!inc || inc(key)) && !(exc && exc(key));
+}
+
+function globSet(patterns: string[]): KeyFilter {
+  const byName = patterns.filter((p) => !p.includes("/"));
+  const byPath = patterns.filter((p) => p.includes("/")).map((p) => p.replace(/^\//, ""));
+  const name = byName.length ? picomatch(byName, { dot: true }) : undefined;
+  const full = byPath.length ? picomatch(byPath, { dot: true }) : undefined;
+  return (key) => Boolean((name && name(key.slice(key.lastIndexOf("/") + 1))) || (full && full(key)));
 }
 
 export interface PlanProgress {

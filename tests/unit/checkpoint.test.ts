@@ -1,0 +1,108 @@
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { SqliteCheckpoint, CheckpointUnusable, SCHEMA_VERSION } from "../../checkpoints/sqlite.js";
+import { JobDirectory } from "../../checkpoints/jobs.js";
+import { tempDir } from "../helpers/cli.js";
+import { MigrateError } from "../../src/errors.js";
+
+const options = { include: [], exclude: [], compare: "default" as const, delete: false };
+
+function newStore() {
+  const dir = tempDir("ckpt");
+  const file = path.join(dir, "job.sqlite");
+  return { dir, file, store: SqliteCheckpoint.create(file, { id: "j1", source: "/a", destination: "/b", options }) };
+}
+
+describe("sqlite checkpoint", () => {
+  it("records the plan, hands out work in batches, and keeps outcomes across reopen", () => {
+    const { file, store } = newStore();
+    store.addPlanRows([
+      { key: "a", action: "copy", reason: "missing at destination", size: 1 },
+      { key: "b", action: "skip", reason: "same", size: 2 },
+      { key: "c", action: "update", reason: "size 1 → 2", size: 3 },
+      { key: "d", action: "copy", reason: "cannot", size: 4, error: "cannot exist at destination" },
+    ]);
+    store.addPlanRows([{ key: "a", action: "update", reason: "ignored: already planned", size: 9 }]);
+    store.finishPlan();
+    expect(store.lastPlannedKey()).toBe("d");
+    const first = store.claim(1);
+    expect(first.map((w) => w.key)).toEqual(["a"]);
+    expect(store.claim(10).map((w) => w.key)).toEqual(["c"]);
+    expect(store.claim(10)).toEqual([]);
+    store.complete(first[0].id, 1);
+    store.close();
+
+    const again = SqliteCheckpoint.open(file);
+    const counts = again.counts();
+    expect(counts.byState).toMatchObject({ done: { objects: 2 }, pending: { objects: 1 }, failed: { objects: 1 } });
+    expect(counts.byAction.copy).toEqual({ objects: 2, bytes: 5 });
+    again.requeueFailed();
+    expect(again.claim(10).map((w) => w.key)).toEqual(["c", "d"]);
+    const rows = [...again.rows()];
+    expect(rows.map((r) => [r.key, r.state])).toEqual([["a", "done"], ["b", "done"], ["c", "pending"], ["d", "pending"]]);
+    again.close();
+  });
+
+  it("records multipart uploads and their committed parts", () => {
+    const { store } = newStore();
+    store.saveUpload({ key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5 });
+    store.savePart("big", { partNumber: 2, size: 8, md5: "m2", etag: "e2" });
+    store.savePart("big", { partNumber: 1, size: 8, md5: "m1", etag: "e1" });
+    expect(store.getUpload("big")).toEqual({
+      key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5,
+      parts: [{ partNumber: 1, size: 8, md5: "m1", etag: "e1" }, { partNumber: 2, size: 8, md5: "m2", etag: "e2" }],
+    });
+    store.deleteUpload("big");
+    expect(store.getUpload("big")).toBeUndefined();
+    store.close();
+  });
+
+  it("refuses a newer schema, a foreign database, and a damaged file — leaving them untouched", () => {
+    const { file, store } = newStore();
+    store.close();
+    const db = new Database(file);
+    db.prepare("UPDATE meta SET v = ? WHERE k = 'schema_version'").run(String(SCHEMA_VERSION + 1));
+    db.close();
+    expect(() => SqliteCheckpoint.open(file)).toThrow(/newer cloudmigrate.*--fresh/);
+
+    const foreign = path.join(path.dirname(file), "foreign.sqlite");
+    const f = new Database(foreign);
+    f.exec("CREATE TABLE t (x)");
+    f.close();
+    expect(() => SqliteCheckpoint.open(foreign)).toThrow(/not a cloudmigrate checkpoint/);
+
+    const junk = path.join(path.dirname(file), "junk.sqlite");
+    fs.writeFileSync(junk, "this is not sqlite at all, just text ".repeat(200));
+    const before = fs.readFileSync(junk);
+    expect(() => SqliteCheckpoint.open(junk)).toThrow(CheckpointUnusable);
+    expect(fs.readFileSync(junk).equals(before)).toBe(true);
+  });
+
+  it("refuses a truncated checkpoint", () => {
+    const { file, store } = newStore();
+    store.addPlanRows(Array.from({ length: 5000 }, (_, i) => ({ key: `k${i}`, action: "copy" as const, reason: "r", size: i })));
+    store.close();
+    const size = fs.statSync(file).size;
+    fs.truncateSync(file, Math.floor(size / 3));
+    expect(() => SqliteCheckpoint.open(file)).toThrow(/damaged|cannot be opened/);
+  });
+});
+
+describe("job directory", () => {
+  it("a second process on the same job is refused; a dead owner's lock is taken over", () => {
+    const dir = tempDir("jobs");
+    const jobs = new JobDirectory(dir);
+    const release = jobs.lock("abc");
+    // Pretend another live process holds it: our parent's pid.
+    fs.writeFileSync(path.join(jobs.dir, "abc.lock"), `${process.ppid}\n`);
+    expect(() => jobs.lock("abc")).toThrow(MigrateError);
+    expect(() => jobs.lock("abc")).toThrow(/already running in process/);
+    // A dead owner (no such pid) leaves a stale lock that is taken over.
+    fs.writeFileSync(path.join(jobs.dir, "abc.lock"), "999999999\n");
+    const again = jobs.lock("abc");
+    again();
+    release();
+  });
+});
