@@ -9,7 +9,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import { Transform, type Readable } from "node:stream";
-import type { Adapter, ByteRange, Capabilities, Location, ObjectInfo, WriteResult } from "./types.js";
+import type { Adapter, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, WriteResult } from "./types.js";
 import { MigrateError, toMigrateError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
 
@@ -35,6 +35,7 @@ const capabilities: Capabilities = Object.freeze({
   mtimePrecisionMs: 1,
   maxKeyBytes: 4095,
   metadata: false,
+  multipart: Object.freeze({ minPartSize: 1, maxPartSize: 5 * 1024 ** 3, maxParts: 100_000 }),
 });
 
 export class FsAdapter implements Adapter {
@@ -208,6 +209,64 @@ export class FsAdapter implements Adapter {
     }
     if (!st.isDirectory()) throw runError(role, this.display, "not a directory", "ConfigInvalid");
     if (role === "destination") await assertWritable(this.root, role, this.display);
+  }
+
+  /**
+   * Parts are written at their offsets into one temporary file (named by key and upload id, so a
+   * restarted process finds it again), which is renamed into place on completion.
+   */
+  readonly multipart: MultipartSteps = {
+    startUpload: async (key, _source, partSize) => {
+      const uploadId = `${crypto.randomBytes(8).toString("hex")}.${partSize}`;
+      const tmp = this.uploadPath(key, uploadId);
+      try {
+        await fsp.mkdir(path.dirname(tmp), { recursive: true });
+        await (await fsp.open(tmp, "w")).close();
+      } catch (err) {
+        throw this.placeError(key, err);
+      }
+      return uploadId;
+    },
+    uploadPart: async (key, uploadId, partNumber, body, md5) => {
+      if (crypto.createHash("md5").update(body).digest("hex") !== md5) {
+        throw new MigrateError("Integrity", `${key}: part ${partNumber} does not match its md5`, { temporary: true });
+      }
+      const partSize = Number(uploadId.split(".")[1]);
+      let handle: fsp.FileHandle;
+      try {
+        handle = await fsp.open(this.uploadPath(key, uploadId), "r+");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new MigrateError("NotFound", `${key}: upload ${uploadId} no longer exists`);
+        throw this.placeError(key, err);
+      }
+      try {
+        await handle.write(body, 0, body.length, (partNumber - 1) * partSize);
+      } catch (err) {
+        throw this.placeError(key, err);
+      } finally {
+        await handle.close();
+      }
+      return md5;
+    },
+    completeUpload: async (key, uploadId, parts, source) => {
+      const tmp = this.uploadPath(key, uploadId);
+      const size = parts.reduce((n, p) => n + p.size, 0);
+      try {
+        await fsp.truncate(tmp, size);
+        if (source.mtime !== undefined) await fsp.utimes(tmp, new Date(source.mtime), new Date(source.mtime));
+        await fsp.rename(tmp, this.pathOf(key));
+      } catch (err) {
+        throw this.placeError(key, err);
+      }
+      return { size };
+    },
+    abortUpload: async (key, uploadId) => {
+      await fsp.rm(this.uploadPath(key, uploadId), { force: true });
+    },
+  };
+
+  private uploadPath(key: string, uploadId: string): string {
+    return `${tempNameFor(this.pathOf(key))}-${uploadId.replace(/[^0-9a-f.]/g, "")}`;
   }
 
   async computeMd5(key: string): Promise<string> {

@@ -80,8 +80,11 @@ export interface Capabilities {
 
 /** Multipart upload steps. The shared uploader owns part sizing, concurrency and abort-on-error. */
 export interface MultipartSteps {
-  /** Start an upload; returns an id that stays valid across process restarts. */
-  startUpload(key: string, source: ObjectInfo): Promise<string>;
+  /**
+   * Start an upload; returns an id that stays valid across process restarts. Every part but the
+   * last is `partSize` bytes.
+   */
+  startUpload(key: string, source: ObjectInfo, partSize: number): Promise<string>;
   /** Upload part `partNumber` (1-based). Returns the part's etag/token to pass to completeUpload. */
   uploadPart(
     key: string,

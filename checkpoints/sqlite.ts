@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_pending ON objects(state, id);
 CREATE TABLE IF NOT EXISTS uploads (
   key TEXT PRIMARY KEY, upload_id TEXT NOT NULL, part_size INTEGER NOT NULL,
-  size INTEGER NOT NULL, mtime INTEGER);
+  size INTEGER NOT NULL, mtime INTEGER, hashed_parts INTEGER NOT NULL DEFAULT 0, hash_state BLOB);
 CREATE TABLE IF NOT EXISTS parts (
   key TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL,
   etag TEXT NOT NULL, PRIMARY KEY (key, part_number));
@@ -217,6 +217,7 @@ export class SqliteCheckpoint implements CheckpointStore {
       ),
       savePart: db.prepare("INSERT OR REPLACE INTO parts (key, part_number, size, md5, etag) VALUES (?, ?, ?, ?, ?)"),
       deleteUpload: db.prepare("DELETE FROM uploads WHERE key = ?"),
+      saveHash: db.prepare("UPDATE uploads SET hashed_parts = ?, hash_state = ? WHERE key = ?"),
       deleteParts: db.prepare("DELETE FROM parts WHERE key = ?"),
     };
   }
@@ -328,16 +329,29 @@ export class SqliteCheckpoint implements CheckpointStore {
 
   getUpload(key: string): UploadRecord | undefined {
     const u = this.st.getUpload.get(key) as
-      | { key: string; upload_id: string; part_size: number; size: number; mtime: number | null }
+      | { key: string; upload_id: string; part_size: number; size: number; mtime: number | null; hashed_parts: number; hash_state: Buffer | null }
       | undefined;
     if (!u) return undefined;
     const parts = (this.st.getParts.all(key) as { part_number: number; size: number; md5: string; etag: string }[]).map(
       (p) => ({ partNumber: p.part_number, size: p.size, md5: p.md5, etag: p.etag }),
     );
-    return { key: u.key, uploadId: u.upload_id, partSize: u.part_size, size: u.size, mtime: u.mtime ?? undefined, parts };
+    return {
+      key: u.key,
+      uploadId: u.upload_id,
+      partSize: u.part_size,
+      size: u.size,
+      mtime: u.mtime ?? undefined,
+      parts,
+      hashedParts: u.hashed_parts,
+      hashState: u.hash_state ?? undefined,
+    };
   }
 
-  saveUpload(u: Omit<UploadRecord, "parts">): void {
+  saveHashState(key: string, hashedParts: number, state: Uint8Array): void {
+    this.st.saveHash.run(hashedParts, Buffer.from(state), key);
+  }
+
+  saveUpload(u: Omit<UploadRecord, "parts" | "hashedParts" | "hashState">): void {
     this.db.transaction(() => {
       this.st.deleteParts.run(u.key);
       this.st.saveUpload.run(u.key, u.uploadId, u.partSize, u.size, u.mtime ?? null);

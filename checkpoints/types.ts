@@ -92,6 +92,9 @@ export interface UploadRecord {
   size: number;
   mtime?: number;
   parts: CommittedPart[];
+  /** Parts 1..hashedParts are in `hashState`, the saved whole-object MD5 state. */
+  hashedParts: number;
+  hashState?: Uint8Array;
 }
 
 export interface CommittedPart {
@@ -128,7 +131,9 @@ export interface CheckpointStore {
   setStatus(status: JobStatus): void;
 
   getUpload(key: string): UploadRecord | undefined;
-  saveUpload(upload: Omit<UploadRecord, "parts">): void;
+  saveUpload(upload: Omit<UploadRecord, "parts" | "hashedParts" | "hashState">): void;
+  /** Save the whole-object hash state after parts 1..hashedParts were hashed in order. */
+  saveHashState(key: string, hashedParts: number, state: Uint8Array): void;
   savePart(key: string, part: CommittedPart): void;
   deleteUpload(key: string): void;
   uploads(): UploadRecord[];

@@ -12,7 +12,7 @@ import { pipeline } from "node:stream";
 import pLimit from "p-limit";
 import type { Adapter, ObjectInfo } from "../adapters/types.js";
 import type { CheckpointStore, WorkItem } from "../checkpoints/types.js";
-import { MigrateError, describeError, toMigrateError } from "./errors.js";
+import { Interrupted, MigrateError, describeError, toMigrateError } from "./errors.js";
 import { HashingStream } from "./hashing.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 import { MultipartCopier, type MultipartSettings } from "./multipart.js";
@@ -62,7 +62,8 @@ export class Copier {
   ) {
     this.multipart = new MultipartCopier(source, destination, store, opts.multipart, {
       onBytes: (n) => this.sent(n),
-      shouldStop: () => this.fatal !== undefined,
+      shouldStop: () => this.stopping || this.fatal !== undefined,
+      retry: opts.retry,
     });
   }
 
@@ -115,6 +116,7 @@ export class Copier {
       this.opts.onEvent?.({ type: "object", key: item.key, action: item.action, state: "done", bytes });
     } catch (raw) {
       const err = toMigrateError(raw);
+      if (err instanceof Interrupted) return; // stays pending; its parts are recorded
       if (err.scope === "run") {
         // Every object would fail the same way: stop once, leave this row pending.
         this.fatal ??= err;

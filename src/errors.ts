@@ -48,6 +48,13 @@ export class CantDoThatHere extends MigrateError {
   }
 }
 
+/** The run is stopping: the object is neither done nor failed, and stays pending. */
+export class Interrupted extends MigrateError {
+  constructor(key: string) {
+    super("Unexpected", `${key}: interrupted`);
+  }
+}
+
 /** Usage errors: bad flags, bad URLs. Always exit 2. */
 export function usageError(message: string): MigrateError {
   return new MigrateError("ConfigInvalid", message, { scope: "run" });

@@ -1,36 +1,203 @@
 /**
- * Large objects: parallel ranged reads and multipart writes with part-level resume.
- * (Filled in by the large-objects work; until then nothing is multipart.)
+ * Large objects: parallel ranged reads and multipart writes, with part-level resume.
+ *
+ * One shared uploader owns part sizing, concurrency, the memory budget and abort-on-error;
+ * adapters only supply the start / upload part / complete / abort steps. Each part is read by
+ * its own ranged read, so one big object is not limited to one stream.
+ *
+ * Resume: the upload id, every committed part (number, size, MD5, etag) and the whole-object
+ * MD5 state (hash-wasm's saved state, advanced in part order) are recorded as they happen. A
+ * restarted copy continues the same upload: committed parts are not sent again; only parts
+ * committed out of order ahead of the hash are read again, to hash, never re-sent.
+ *
+ * Verification: every part goes with its MD5 for the service to check (S3 Content-MD5, Azure
+ * transactional MD5, GCS md5Hash); the whole-object MD5 is checked against the source's where
+ * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
  */
-import type { Adapter } from "../adapters/types.js";
-import type { CheckpointStore, WorkItem } from "../checkpoints/types.js";
+import { createMD5, type IHasher } from "hash-wasm";
+import pLimit from "p-limit";
+import type { Adapter, ObjectInfo } from "../adapters/types.js";
+import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
+import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
+import { md5Hex } from "./hashing.js";
+import { ByteBudget } from "./memory.js";
+import { withRetry, type RetryPolicy } from "./retry.js";
 
 export interface MultipartSettings {
+  /** Objects at least this big go in parts. */
   threshold: number;
+  /** Preferred part size; raised when the object would need more parts than the service allows. */
   partSize: number;
+  /** Parts in flight per object. */
   partConcurrency: number;
+  /** Cap on bytes buffered for parts, all objects together. */
   maxMemory: number;
 }
 
 export interface MultipartHooks {
+  /** Bytes sent to the destination (negative: a failed attempt's bytes taken back). */
   onBytes(n: number): void;
+  /** The run is stopping: finish parts in flight, start no more. */
   shouldStop(): boolean;
+  retry: RetryPolicy;
+}
+
+const MiB = 1024 * 1024;
+
+/** The part size for an object: the preferred size, within the service's limits. */
+export function choosePartSize(size: number, preferred: number, limits: { minPartSize: number; maxPartSize: number; maxParts: number }): number {
+  let part = Math.max(preferred, limits.minPartSize, Math.ceil(size / limits.maxParts));
+  if (part > MiB) part = Math.ceil(part / MiB) * MiB;
+  return Math.min(part, limits.maxPartSize);
 }
 
 export class MultipartCopier {
+  readonly budget: ByteBudget;
+
   constructor(
     private readonly source: Adapter,
     private readonly destination: Adapter,
     private readonly store: CheckpointStore,
     private readonly settings: MultipartSettings,
     private readonly hooks: MultipartHooks,
-  ) {}
-
-  applies(_size: number): boolean {
-    return false;
+  ) {
+    this.budget = new ByteBudget(settings.maxMemory);
   }
 
-  async copy(_item: WorkItem): Promise<number> {
-    throw new Error("multipart not implemented");
+  /** Whether an object of this size goes in parts here. */
+  applies(size: number): boolean {
+    return Boolean(this.destination.multipart && this.destination.capabilities.multipart && this.source.capabilities.readRange && size >= this.settings.threshold);
+  }
+
+  /** Copy one large object, continuing a recorded upload if there is one. Returns its size. */
+  async copy(item: WorkItem): Promise<number> {
+    const steps = this.destination.multipart!;
+    const info = await this.source.stat(item.key);
+    const partSize = choosePartSize(info.size, this.settings.partSize, this.destination.capabilities.multipart!);
+    const partCount = Math.max(1, Math.ceil(info.size / partSize));
+    const upload = await this.uploadFor(item.key, info, partSize);
+
+    const committed = new Map(upload.parts.map((p) => [p.partNumber, p]));
+    const hasher = await createMD5();
+    if (upload.hashState && upload.hashedParts > 0) hasher.load(upload.hashState);
+    else hasher.init();
+    let hashedUpTo = upload.hashState ? upload.hashedParts : 0;
+    let bytesDone = [...committed.values()].reduce((n, p) => n + p.size, 0);
+    this.store.progress(item.id, bytesDone, committed.size, partCount);
+
+    // Parts are hashed strictly in order: part n waits for part n-1's turn.
+    const turns = new Map<number, () => void>();
+    const waitTurn = (n: number) => (n === hashedUpTo + 1 ? Promise.resolve() : new Promise<void>((r) => turns.set(n, r)));
+    const passTurn = (n: number) => {
+      hashedUpTo = n;
+      this.store.saveHashState(item.key, n, hasher.save());
+      turns.get(n + 1)?.();
+      turns.delete(n + 1);
+    };
+
+    const limit = pLimit(this.settings.partConcurrency);
+    const work: Promise<void>[] = [];
+    for (let n = 1; n <= partCount; n++) {
+      const needsHash = n > hashedUpTo;
+      if (!needsHash && committed.has(n)) continue;
+      const start = (n - 1) * partSize;
+      const length = Math.min(partSize, info.size - start);
+      work.push(
+        limit(async () => {
+          if (this.hooks.shouldStop()) throw new Interrupted(item.key);
+          await this.budget.acquire(length);
+          try {
+            const body = await this.readPart(item.key, start, length);
+            const partMd5 = md5Hex(body);
+            if (needsHash) {
+              await waitTurn(n);
+              hasher.update(body);
+              passTurn(n);
+            }
+            if (!committed.has(n)) {
+              const etag = await withRetry(this.hooks.retry, async () => {
+                this.hooks.onBytes(length);
+                try {
+                  return await steps.uploadPart(item.key, upload.uploadId, n, body, partMd5);
+                } catch (err) {
+                  this.hooks.onBytes(-length);
+                  throw err;
+                }
+              }, { shouldStop: this.hooks.shouldStop });
+              const part = { partNumber: n, size: length, md5: partMd5, etag };
+              this.store.savePart(item.key, part);
+              committed.set(n, part);
+              bytesDone += length;
+              this.store.progress(item.id, bytesDone, committed.size, partCount);
+            }
+          } finally {
+            this.budget.release(length);
+          }
+        }),
+      );
+    }
+    const outcomes = await Promise.allSettled(work);
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (failure) {
+      // Wake any part still waiting for a hash turn that will never come.
+      for (const wake of turns.values()) wake();
+      const err = toMigrateError(failure.reason);
+      if (!err.temporary && !(err instanceof Interrupted) && err.kind !== "Integrity") {
+        // A permanent failure: this upload cannot be finished, so it must not be left billed.
+        await this.abandon(item.key, upload.uploadId);
+      }
+      throw err;
+    }
+
+    const wholeMd5 = hasher.digest("hex");
+    if (info.md5 && info.md5 !== wholeMd5) {
+      await this.abandon(item.key, upload.uploadId);
+      throw new MigrateError("Integrity", `${item.key}: md5 of bytes read ${wholeMd5} differs from source's ${info.md5}`, { temporary: true });
+    }
+    const parts = [...committed.values()].sort((a, b) => a.partNumber - b.partNumber).map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.size }));
+    const result = await steps.completeUpload(item.key, upload.uploadId, parts, info, wholeMd5);
+    this.store.deleteUpload(item.key);
+    if (result.size !== info.size) {
+      throw new MigrateError("Integrity", `${item.key}: destination stored ${result.size} bytes, expected ${info.size}`, { temporary: true });
+    }
+    if (result.md5 && result.md5 !== wholeMd5) {
+      throw new MigrateError("Integrity", `${item.key}: destination md5 ${result.md5} differs from sent ${wholeMd5}`, { temporary: true });
+    }
+    return info.size;
+  }
+
+  /** The recorded upload if it still fits this object; otherwise abort it and start a new one. */
+  private async uploadFor(key: string, info: ObjectInfo, partSize: number): Promise<UploadRecord> {
+    const recorded = this.store.getUpload(key);
+    if (recorded && recorded.size === info.size && recorded.mtime === info.mtime && recorded.partSize === partSize) return recorded;
+    if (recorded) await this.abandon(key, recorded.uploadId);
+    const uploadId = await this.destination.multipart!.startUpload(key, info, partSize);
+    const fresh = { key, uploadId, partSize, size: info.size, mtime: info.mtime };
+    this.store.saveUpload(fresh);
+    return { ...fresh, parts: [], hashedParts: 0 };
+  }
+
+  private async abandon(key: string, uploadId: string): Promise<void> {
+    await this.destination.multipart!.abortUpload(key, uploadId).catch(() => undefined);
+    this.store.deleteUpload(key);
+  }
+
+  /** Read one part whole; fewer or more bytes than asked for is a temporary Integrity error. */
+  private async readPart(key: string, start: number, length: number): Promise<Buffer> {
+    return withRetry(this.hooks.retry, async () => {
+      const stream = await this.source.read(key, { start, end: start + length - 1 });
+      const body = Buffer.allocUnsafe(length);
+      let got = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        if (got + chunk.length > length) {
+          stream.destroy();
+          throw new MigrateError("Integrity", `${key}: ranged read returned more than ${length} bytes`, { temporary: true });
+        }
+        chunk.copy(body, got);
+        got += chunk.length;
+      }
+      if (got !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${got} of ${length} bytes`, { temporary: true });
+      return body;
+    }, { shouldStop: this.hooks.shouldStop });
   }
 }

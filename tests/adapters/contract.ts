@@ -230,7 +230,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       const data = seededBytes(partSize * 2 + 1234, 3);
       const parts = [data.subarray(0, partSize), data.subarray(partSize, 2 * partSize), data.subarray(2 * partSize)];
       const info: ObjectInfo = { key: "big", size: data.length, contentType: "application/x-test", metadata: { color: "red" }, mtime: Date.UTC(2022, 1, 1) };
-      const id = await a.multipart!.startUpload("big", info);
+      const id = await a.multipart!.startUpload("big", info, partSize);
       const etags: { partNumber: number; etag: string; size: number }[] = [];
       for (const n of [3, 1, 2]) {
         const body = parts[n - 1];
@@ -242,8 +242,9 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       expect((await readAll(await a.read("big"))).equals(data)).toBe(true);
       const st = await a.stat("big");
       expect(st.size).toBe(data.length);
-      expect(st.md5).toBe(md5(data));
       if (a.capabilities.metadata) {
+        // Where the service cannot give a multipart object's MD5, we stored it as metadata.
+        expect(st.md5).toBe(md5(data));
         expect(st.contentType).toBe("application/x-test");
         expect(st.metadata).toMatchObject({ color: "red" });
       }
@@ -255,7 +256,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       const a = await fresh(ctx);
       if (!a.multipart || !a.capabilities.multipart) ctx.skip("no multipart");
       const body = seededBytes(Math.max(a.capabilities.multipart!.minPartSize, 1024), 4);
-      const id = await a.multipart!.startUpload("bad", { key: "bad", size: body.length });
+      const id = await a.multipart!.startUpload("bad", { key: "bad", size: body.length }, body.length);
       const err = await a.multipart!.uploadPart("bad", id, 1, body, md5("something else")).then(
         () => undefined,
         (e: unknown) => e,

@@ -53,7 +53,11 @@ describe("sqlite checkpoint", () => {
     expect(store.getUpload("big")).toEqual({
       key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5,
       parts: [{ partNumber: 1, size: 8, md5: "m1", etag: "e1" }, { partNumber: 2, size: 8, md5: "m2", etag: "e2" }],
+      hashedParts: 0,
+      hashState: undefined,
     });
+    store.saveHashState("big", 1, new Uint8Array([1, 2, 3]));
+    expect(store.getUpload("big")).toMatchObject({ hashedParts: 1, hashState: Buffer.from([1, 2, 3]) });
     store.deleteUpload("big");
     expect(store.getUpload("big")).toBeUndefined();
     store.close();

@@ -1,0 +1,181 @@
+/**
+ * Azure Blob Storage adapter (az://account/container/prefix, or
+ * https://ACCOUNT.blob.core.windows.net/container/prefix?SAS). Block blobs only.
+ *
+ * - Credentials and endpoint: client.ts. Errors: errors.ts (the one mapping place).
+ * - Headers, metadata name/value encoding, mtime/md5 metadata: metadata.ts.
+ * - write(): write.ts (one Put Blob up to 256 MiB, block lists above).
+ * - multipart: multipart.ts (stage block / commit block list; abort is a no-op).
+ * - list(): List Blobs (flat) with metadata, 5000 per page, streamed page by page. Azure and
+ *   Azurite return UTF-16 code-unit order; order.ts repairs it to UTF-8 byte order in bounded
+ *   memory. (Accounts with a hierarchical namespace, ADLS Gen2, list in path-tree order instead
+ *   — "a/x" before "a-b" — which this does not repair.)
+ *   "Folder" placeholders (name ending in "/" with size 0, or hdi_isfolder=true) are skipped.
+ * - mtime: the source mtime is stored as metadata "mtime" (ms) and reported by list and stat.
+ */
+import { PassThrough, pipeline, type Readable } from "node:stream";
+import type { BlobItem, BlockBlobClient, ContainerClient } from "@azure/storage-blob";
+import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
+import { MigrateError } from "../../src/errors.js";
+import { connect, type AzureConnection } from "./client.js";
+import { mapAzureError } from "./errors.js";
+import { toObjectInfo } from "./metadata.js";
+import { inCodePointOrder } from "./order.js";
+import { MAX_PARTS, MAX_PART_SIZE, multipartSteps, type BlobTarget } from "./multipart.js";
+import { DEFAULT_WRITE_LIMITS, writeBlob, type WriteLimits } from "./write.js";
+
+/** Azure's limit on blob names, in characters (UTF-16 code units, as .NET counts them). */
+const MAX_NAME_CHARS = 1024;
+const PAGE_SIZE = 5000;
+
+const capabilities: Capabilities = Object.freeze({
+  readRange: true,
+  listMd5: true,
+  writeReportsMd5: true,
+  crc32c: false,
+  preservesMtime: true,
+  mtimePrecisionMs: 1,
+  // 1024 characters; every character is at least one UTF-8 byte, so 1024 bytes always fit.
+  maxKeyBytes: MAX_NAME_CHARS,
+  metadata: true,
+  multipart: Object.freeze({ minPartSize: 1, maxPartSize: MAX_PART_SIZE, maxParts: MAX_PARTS }),
+});
+
+export class AzureAdapter implements Adapter {
+  readonly display: string;
+  readonly capabilities = capabilities;
+  readonly multipart: MultipartSteps;
+  private readonly container: ContainerClient;
+  /** The location's prefix as a folder: "" or "some/prefix/". */
+  private readonly base: string;
+  private readonly target: BlobTarget;
+  /** write() size thresholds (tests lower them). */
+  writeLimits: WriteLimits = DEFAULT_WRITE_LIMITS;
+
+  constructor(
+    loc: Location,
+    private readonly conn: AzureConnection,
+  ) {
+    this.display = loc.display;
+    this.container = conn.container;
+    this.base = loc.prefix ? loc.prefix + "/" : "";
+    this.target = { blob: (k) => this.blob(k), what: (k) => this.what(k) };
+    this.multipart = multipartSteps(this.target);
+  }
+
+  private what(key: string): string {
+    return `${this.display}${this.display.endsWith("/") ? "" : "/"}${key}`;
+  }
+
+  private blob(key: string): BlockBlobClient {
+    const problem = this.keyProblem(key);
+    if (problem) throw new MigrateError("Unsupported", `${this.what(key)}: ${problem}`);
+    return this.container.getBlockBlobClient(this.base + key);
+  }
+
+  keyProblem(key: string): string | undefined {
+    if (!key) return "an Azure blob name cannot be empty";
+    const name = this.base + key;
+    if (name.length > MAX_NAME_CHARS) return `an Azure blob name is at most ${MAX_NAME_CHARS} characters`;
+    if (name.endsWith("/")) return "a name ending in '/' is a folder placeholder in Azure";
+    if (name.endsWith(".")) return "Azure drops trailing dots from blob names";
+    if (name.includes("\\")) return "Azure stores '\\' in blob names as '/'";
+    if (name.split("/").some((s) => s === "." || s === "..")) return "'.' and '..' path segments are removed from Azure blob URLs";
+    if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(name)) return "the name is not valid UTF-16 (lone surrogate)";
+    if (name.includes("\0")) return "an Azure blob name cannot contain NUL";
+    return undefined;
+  }
+
+  async *list(prefix = ""): AsyncIterable<ObjectInfo> {
+    const clean = prefix.replace(/^\/+|\/+$/g, "");
+    const full = this.base + (clean ? clean + "/" : "");
+    for await (const item of inCodePointOrder((p) => this.rawList(p), (b) => b.name, full)) {
+      const p = item.properties;
+      if (item.name.endsWith("/") && !p.contentLength) continue;
+      if (item.metadata?.hdi_isfolder === "true") continue;
+      yield toObjectInfo(item.name.slice(this.base.length), p, item.metadata);
+    }
+  }
+
+  /** Blobs whose names start with `prefix` (a plain string prefix), as the service orders them. */
+  private async *rawList(prefix: string): AsyncGenerator<BlobItem> {
+    const pages = this.container
+      .listBlobsFlat({ prefix: prefix || undefined, includeMetadata: true })
+      .byPage({ maxPageSize: PAGE_SIZE });
+    for (;;) {
+      const page = await pages.next().catch((err: unknown) => {
+        throw mapAzureError(err, `${this.display}: listing ${prefix || "/"}`);
+      });
+      if (page.done) return;
+      yield* page.value.segment.blobItems;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo> {
+    const client = this.blob(key);
+    try {
+      const p = await client.getProperties();
+      return toObjectInfo(key, p, p.metadata);
+    } catch (err) {
+      throw mapAzureError(err, this.what(key));
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const client = this.blob(key);
+    const offset = range ? range.start : 0;
+    const count = range ? range.end - range.start + 1 : undefined;
+    if (range && count !== undefined && count <= 0) return new PassThrough().end();
+    let body: NodeJS.ReadableStream | undefined;
+    try {
+      // maxRetryRequests 0: a cut-off body is an error for the engine to retry, not resumed here.
+      body = (await client.download(offset, count, { maxRetryRequests: 0 })).readableStreamBody;
+    } catch (err) {
+      throw mapAzureError(err, this.what(key));
+    }
+    if (!body) throw new MigrateError("Unexpected", `${this.what(key)}: download returned no body`);
+    // Pass the bytes through so stream errors come out as MigrateErrors.
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    pipeline(body as Readable, out, (err) => {
+      if (err) out.destroy(mapAzureError(err, this.what(key)));
+    });
+    return out;
+  }
+
+  async write(key: string, body: Readable, source: ObjectInfo, opts?: WriteOptions): Promise<WriteResult> {
+    const problem = this.keyProblem(key);
+    if (problem) {
+      body.destroy();
+      throw new MigrateError("Unsupported", `${this.what(key)}: ${problem}`);
+    }
+    return writeBlob(this.target, key, body, source, opts, this.writeLimits);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.blob(key).delete({ deleteSnapshots: "include" });
+    } catch (err) {
+      const e = mapAzureError(err, this.what(key));
+      if (e.kind !== "NotFound") throw e;
+    }
+  }
+
+  /** One List Blobs call of one entry: proves the credential, the container and list access. */
+  async check(role: "source" | "destination"): Promise<void> {
+    try {
+      await this.container.listBlobsFlat({ prefix: this.base || undefined }).byPage({ maxPageSize: 1 }).next();
+    } catch (err) {
+      const e = mapAzureError(err, `${role} ${this.display}`);
+      const hint = e.kind === "PermissionDenied" ? ` (credentials: ${this.conn.credentialSource})` : "";
+      throw new MigrateError(e.kind, e.message + hint, { scope: "run", temporary: e.temporary, retryAfterMs: e.retryAfterMs, cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.conn.close();
+  }
+}
+
+export async function createAzureAdapter(loc: Location, opts: AdapterOptions): Promise<Adapter> {
+  return new AzureAdapter(loc, connect(loc, opts));
+}

@@ -1,0 +1,143 @@
+/**
+ * ObjectInfo ⇄ Azure blob properties, headers and metadata.
+ *
+ * Metadata names. Azure requires C# identifiers ([A-Za-z_][A-Za-z0-9_]*, case-insensitive),
+ * while S3/GCS names are often like "content-id" or even non-ASCII. Rule (reversible):
+ *  - names are lower-cased (Azure is case-insensitive, our contract reports lower-case);
+ *  - a valid name that does not start with "cmx_" is stored as is;
+ *  - any other name is stored as "cmx_" + the name with every byte of its UTF-8 outside
+ *    [a-z0-9] written as "_xx" (two lower-case hex digits): "content-id" → "cmx_content_2did",
+ *    "a_b" (only when escaped) → "cmx_a_5fb". Reading reverses it, so the name round-trips.
+ * Values: HTTP headers carry printable ASCII only and trim surrounding blanks, so a value
+ * with anything else is stored RFC 2047-style as "=?UTF-8?B?<base64>?=" (what S3 does) and
+ * decoded on read.
+ * Reserved names: "mtime" (source mtime, ms since the epoch, decimal) and "md5" (hex MD5 of
+ * the whole object, written for block-list uploads) are ours: a source's own "mtime"/"md5"
+ * metadata is replaced by ours on write, and both are reported as fields, not metadata.
+ */
+import type { BlobHTTPHeaders, Metadata } from "@azure/storage-blob";
+import type { ObjectInfo } from "../types.js";
+
+export const MTIME_KEY = "mtime";
+export const MD5_KEY = "md5";
+const ESCAPED = "cmx_";
+const VALID_NAME = /^[a-z_][a-z0-9_]*$/;
+
+export function encodeMetaName(name: string): string {
+  const lower = name.toLowerCase();
+  if (VALID_NAME.test(lower) && !lower.startsWith(ESCAPED)) return lower;
+  let out = ESCAPED;
+  for (const byte of Buffer.from(lower, "utf8")) {
+    const c = String.fromCharCode(byte);
+    out += /[a-z0-9]/.test(c) ? c : "_" + byte.toString(16).padStart(2, "0");
+  }
+  return out;
+}
+
+export function decodeMetaName(stored: string): string {
+  const lower = stored.toLowerCase();
+  if (!lower.startsWith(ESCAPED)) return lower;
+  const bytes: number[] = [];
+  const body = lower.slice(ESCAPED.length);
+  for (let i = 0; i < body.length; i++) {
+    if (body[i] === "_" && /^[0-9a-f]{2}$/.test(body.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(body.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(body.charCodeAt(i));
+    }
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
+const PLAIN_VALUE = /^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$/;
+const ENCODED_VALUE = /^=\?UTF-8\?B\?([A-Za-z0-9+/=]*)\?=$/i;
+
+export function encodeMetaValue(v: string): string {
+  return PLAIN_VALUE.test(v) && !ENCODED_VALUE.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
+}
+
+export function decodeMetaValue(v: string): string {
+  const m = ENCODED_VALUE.exec(v);
+  return m ? Buffer.from(m[1], "base64").toString("utf8") : v;
+}
+
+/** The metadata we store for `source`: its user metadata (encoded) plus mtime and `md5`. */
+export function toAzureMetadata(source: ObjectInfo, md5?: string): Metadata {
+  const out: Metadata = {};
+  for (const [name, value] of Object.entries(source.metadata ?? {})) {
+    const lower = name.toLowerCase();
+    if (lower === MTIME_KEY || lower === MD5_KEY) continue;
+    out[encodeMetaName(lower)] = encodeMetaValue(value);
+  }
+  if (source.mtime !== undefined && Number.isFinite(source.mtime)) out[MTIME_KEY] = String(Math.round(source.mtime));
+  if (md5) out[MD5_KEY] = md5;
+  return out;
+}
+
+export function toHttpHeaders(source: ObjectInfo, md5?: string): BlobHTTPHeaders {
+  const h: BlobHTTPHeaders = {};
+  if (source.contentType) h.blobContentType = source.contentType;
+  if (source.cacheControl) h.blobCacheControl = source.cacheControl;
+  if (source.contentEncoding) h.blobContentEncoding = source.contentEncoding;
+  if (source.contentDisposition) h.blobContentDisposition = source.contentDisposition;
+  if (source.contentLanguage) h.blobContentLanguage = source.contentLanguage;
+  if (md5) h.blobContentMD5 = Buffer.from(md5, "hex");
+  return h;
+}
+
+/** The blob properties both listings and Get Blob Properties give us. */
+export interface AzureProps {
+  contentLength?: number;
+  lastModified?: Date;
+  etag?: string;
+  contentMD5?: Uint8Array;
+  contentType?: string;
+  cacheControl?: string;
+  contentEncoding?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+}
+
+export function hex(bytes: Uint8Array | undefined): string | undefined {
+  return bytes && bytes.length ? Buffer.from(bytes).toString("hex") : undefined;
+}
+
+/**
+ * Our "mtime" metadata: integer ms since the epoch. Also understood: seconds with a fraction
+ * ("1700000000.5") and RFC 3339 (what rclone writes to Azure). Anything else → undefined.
+ */
+export function parseMtime(v: string): number | undefined {
+  if (/^\d+$/.test(v)) return Number(v);
+  if (/^\d+\.\d*$/.test(v)) return Math.round(Number(v) * 1000);
+  const t = /^\d{4}-\d\d-\d\dT/.test(v) ? Date.parse(v) : NaN;
+  return Number.isNaN(t) ? undefined : t;
+}
+
+/** ObjectInfo from properties + raw metadata; mtime from our "mtime" metadata, else Last-Modified. */
+export function toObjectInfo(key: string, p: AzureProps, rawMeta: Metadata | undefined): ObjectInfo {
+  const metadata: Record<string, string> = {};
+  let mtime: number | undefined;
+  let metaMd5: string | undefined;
+  for (const [stored, value] of Object.entries(rawMeta ?? {})) {
+    const name = decodeMetaName(stored);
+    if (name === MTIME_KEY) mtime = parseMtime(value);
+    else if (name === MD5_KEY) metaMd5 = /^[0-9a-f]{32}$/i.test(value) ? value.toLowerCase() : undefined;
+    else metadata[name] = decodeMetaValue(value);
+  }
+  const info: ObjectInfo = {
+    key,
+    size: p.contentLength ?? 0,
+    mtime: mtime ?? p.lastModified?.getTime(),
+  };
+  if (p.etag) info.etag = p.etag;
+  const md5 = hex(p.contentMD5) ?? metaMd5;
+  if (md5) info.md5 = md5;
+  if (p.contentType) info.contentType = p.contentType;
+  if (p.cacheControl) info.cacheControl = p.cacheControl;
+  if (p.contentEncoding) info.contentEncoding = p.contentEncoding;
+  if (p.contentDisposition) info.contentDisposition = p.contentDisposition;
+  if (p.contentLanguage) info.contentLanguage = p.contentLanguage;
+  if (Object.keys(metadata).length) info.metadata = metadata;
+  return info;
+}

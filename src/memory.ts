@@ -1,0 +1,42 @@
+/**
+ * A byte budget shared by every transfer that buffers (multipart parts): `acquire` waits until
+ * the bytes fit under the cap, in arrival order. A request larger than the whole cap is let
+ * through alone, so it cannot wait forever.
+ */
+export class ByteBudget {
+  private used = 0;
+  private peakUsed = 0;
+  private readonly waiters: { n: number; go: () => void }[] = [];
+
+  constructor(readonly capacity: number) {}
+
+  get peak(): number {
+    return this.peakUsed;
+  }
+
+  async acquire(n: number): Promise<void> {
+    if (this.waiters.length === 0 && this.fits(n)) {
+      this.take(n);
+      return;
+    }
+    await new Promise<void>((go) => this.waiters.push({ n, go }));
+  }
+
+  release(n: number): void {
+    this.used -= n;
+    while (this.waiters.length && this.fits(this.waiters[0].n)) {
+      const w = this.waiters.shift()!;
+      this.take(w.n);
+      w.go();
+    }
+  }
+
+  private fits(n: number): boolean {
+    return this.used + n <= this.capacity || this.used === 0;
+  }
+
+  private take(n: number): void {
+    this.used += n;
+    this.peakUsed = Math.max(this.peakUsed, this.used);
+  }
+}
