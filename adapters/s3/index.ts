@@ -1,0 +1,135 @@
+/**
+ * The S3 adapter (AWS S3 and S3-compatible stores such as MinIO), bound to s3://bucket/prefix.
+ *
+ * Location keys map to S3 keys as `prefix + "/" + key` (or `key` when the prefix is empty).
+ * See client.ts for endpoint/credential resolution, lister.ts for listing, writer.ts for uploads
+ * and their verification, meta.ts for headers and metadata, errors.ts for error mapping.
+ */
+import type { Readable } from "node:stream";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
+import { MigrateError } from "../../src/errors.js";
+import { createS3Client } from "./client.js";
+import { mapS3Error } from "./errors.js";
+import { listObjects } from "./lister.js";
+import { infoFromHeaders } from "./meta.js";
+import { MAX_SINGLE_PUT, S3Writer } from "./writer.js";
+
+const MiB = 1024 * 1024;
+
+export const S3_CAPABILITIES: Capabilities = Object.freeze({
+  readRange: true,
+  listMd5: true,
+  writeReportsMd5: true,
+  crc32c: false,
+  // ListObjectsV2 returns no metadata, so list() reports the upload time, not the source mtime.
+  preservesMtime: false,
+  mtimePrecisionMs: 1,
+  maxKeyBytes: 1024,
+  metadata: true,
+  multipart: Object.freeze({ minPartSize: 5 * MiB, maxPartSize: MAX_SINGLE_PUT, maxParts: 10_000 }),
+});
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function trimSlashes(s: string): string {
+  return s.replace(/^\/+|\/+$/g, "");
+}
+
+export class S3Adapter implements Adapter {
+  readonly display: string;
+  readonly capabilities = S3_CAPABILITIES;
+  readonly multipart: S3Writer;
+  private readonly bucket: string;
+  /** Location prefix with a trailing "/", or "". */
+  private readonly base: string;
+
+  constructor(
+    loc: Location,
+    private readonly client: S3Client,
+  ) {
+    this.display = loc.display;
+    this.bucket = loc.root;
+    this.base = loc.prefix ? `${trimSlashes(loc.prefix)}/` : "";
+    this.multipart = new S3Writer(client, this.bucket, (k) => this.fullKey(k));
+  }
+
+  private fullKey(key: string): string {
+    return this.base + key;
+  }
+
+  list(prefix = ""): AsyncIterable<ObjectInfo> {
+    const sub = trimSlashes(prefix);
+    return listObjects({
+      client: this.client,
+      bucket: this.bucket,
+      listPrefix: this.base + (sub ? `${sub}/` : ""),
+      stripPrefix: this.base,
+    });
+  }
+
+  async stat(key: string): Promise<ObjectInfo> {
+    const Key = this.fullKey(key);
+    try {
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      return infoFromHeaders(key, h);
+    } catch (err) {
+      throw mapS3Error(err, { op: "HeadObject", bucket: this.bucket, key: Key });
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const Key = this.fullKey(key);
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+      );
+      // In Node the SDK's Body is the http.IncomingMessage (a Readable) with helper mixins.
+      return out.Body as Readable;
+    } catch (err) {
+      throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
+    }
+  }
+
+  write(key: string, body: Readable, source: ObjectInfo, opts?: WriteOptions): Promise<WriteResult> {
+    return this.multipart.write(key, body, source, opts);
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.fullKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      const mapped = mapS3Error(err, { op: "DeleteObject", bucket: this.bucket, key: Key });
+      if (mapped.kind !== "NotFound") throw mapped;
+    }
+  }
+
+  /** One ListObjectsV2 (1 key): proves the endpoint answers, credentials work, bucket exists, listing is allowed. */
+  async check(role: "source" | "destination"): Promise<void> {
+    try {
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base || undefined, MaxKeys: 1 }));
+    } catch (err) {
+      const e = mapS3Error(err, { op: `check (${role})`, bucket: this.bucket, check: true });
+      if (e.scope === "run") throw e;
+      throw new MigrateError(e.kind, e.message, { temporary: e.temporary, retryAfterMs: e.retryAfterMs, scope: "run", cause: e });
+    }
+  }
+
+  keyProblem(key: string): string | undefined {
+    if (LONE_SURROGATE.test(key)) return "key is not valid Unicode (lone surrogate)";
+    const bytes = Buffer.byteLength(this.fullKey(key), "utf8");
+    if (bytes > S3_CAPABILITIES.maxKeyBytes) {
+      return `key is ${bytes} bytes with the prefix; S3 allows at most ${S3_CAPABILITIES.maxKeyBytes}`;
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+export async function createS3Adapter(loc: Location, opts: AdapterOptions): Promise<Adapter> {
+  return new S3Adapter(loc, createS3Client(loc.root, opts));
+}

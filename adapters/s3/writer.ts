@@ -1,0 +1,272 @@
+/**
+ * Writing objects: a streaming single PutObject, and the four multipart steps.
+ *
+ * Verification:
+ * - PutObject sends Content-MD5 when the caller knows the digest (S3 rejects a mismatching body
+ *   with BadDigest) and reports the ETag as md5 (a single-request ETag is the body's MD5).
+ * - UploadPart always sends Content-MD5, and checks the returned ETag equals it.
+ * - CompleteMultipartUpload's ETag is checked against md5(concat(part md5s))-N, proving S3
+ *   assembled exactly the parts we meant.
+ *
+ * The whole-object md5 of a multipart object ends up in user metadata "md5":
+ * - when the source already knows its md5, it is stored at CreateMultipartUpload (free), and
+ *   completeUpload refuses to complete if the bytes sent hash to something else;
+ * - otherwise S3 cannot add metadata at completion, so the object is copied onto itself
+ *   (CopyObject, MetadataDirective REPLACE, If-Match the assembled ETag) with the md5 added.
+ *   MinIO does that as a metadata-only update; AWS copies server-side (no bytes through us) and
+ *   returns a plain-MD5 ETag, which is then checked against the md5 we computed. Above the 5 GiB
+ *   CopyObject limit the md5 is not stored (the write result still carries the verified md5).
+ */
+import { createHash } from "node:crypto";
+import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import type { MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
+import { CantDoThatHere, MigrateError, toMigrateError } from "../../src/errors.js";
+import { mapS3Error } from "./errors.js";
+import { cleanEtag, infoFromHeaders, isHexMd5, md5FromEtag, writeHeaders } from "./meta.js";
+
+export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
+
+function md5Base64(hex: string): string {
+  return Buffer.from(hex, "hex").toString("base64");
+}
+
+/** Passes exactly `size` bytes through; errors if the body is longer or shorter. */
+class ExactLength extends Transform {
+  private seen = 0;
+  constructor(
+    private readonly size: number,
+    private readonly what: string,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.size) cb(this.mismatch("more"));
+    else cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    cb(this.seen === this.size ? null : this.mismatch("fewer"));
+  }
+  private mismatch(how: string): MigrateError {
+    return new MigrateError("Integrity", `${this.what}: body has ${how} bytes than the ${this.size} expected (source changed?)`, {
+      temporary: true,
+    });
+  }
+}
+
+/** The multipart ETag S3 computes: md5 of the concatenated binary part md5s, "-N". */
+export function multipartEtag(partMd5s: string[]): string {
+  const h = createHash("md5");
+  for (const p of partMd5s) h.update(Buffer.from(p, "hex"));
+  return `${h.digest("hex")}-${partMd5s.length}`;
+}
+
+export class S3Writer implements MultipartSteps {
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+    /** Location key → full S3 key. */
+    private readonly fullKey: (key: string) => string,
+  ) {}
+
+  /** Stream `body` (exactly source.size bytes) to one PutObject. */
+  async write(key: string, body: Readable, source: ObjectInfo, opts: WriteOptions = {}): Promise<WriteResult> {
+    const Key = this.fullKey(key);
+    const ctx = { op: "PutObject", bucket: this.bucket, key: Key };
+    const size = source.size;
+    const want = opts.md5?.toLowerCase();
+    if (size > MAX_SINGLE_PUT) {
+      body.destroy();
+      throw new CantDoThatHere(`PutObject s3://${this.bucket}/${Key}: ${size} bytes exceeds the 5 GiB single-request limit; use multipart`);
+    }
+    const ac = new AbortController();
+    const onAbort = () => ac.abort(opts.abortSignal?.reason);
+    if (opts.abortSignal?.aborted) onAbort();
+    opts.abortSignal?.addEventListener("abort", onAbort, { once: true });
+    let bodyError: unknown;
+    const counted = new ExactLength(size, `PutObject s3://${this.bucket}/${Key}`);
+    // pipeline destroys both streams on failure; aborting the request stops S3 waiting for bytes.
+    pipeline(body, counted, (err) => {
+      if (err && bodyError === undefined) {
+        bodyError = err;
+        ac.abort(err);
+      }
+    });
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          Body: counted,
+          ContentLength: size,
+          ContentMD5: isHexMd5(want) ? md5Base64(want) : undefined,
+          ...writeHeaders(source),
+        }),
+        { abortSignal: ac.signal },
+      );
+      const etag = cleanEtag(out.ETag);
+      const md5 = md5FromEtag(etag, out.ServerSideEncryption, out.SSECustomerAlgorithm);
+      if (md5 && isHexMd5(want) && md5 !== want) {
+        throw new MigrateError("Integrity", `PutObject s3://${this.bucket}/${Key}: stored md5 ${md5} != expected ${want}`, {
+          temporary: true,
+        });
+      }
+      return { size, md5, etag };
+    } catch (err) {
+      if (bodyError !== undefined) throw toMigrateError(bodyError);
+      if (!body.destroyed) body.destroy();
+      if (err instanceof MigrateError) throw err;
+      throw mapS3Error(err, ctx);
+    } finally {
+      opts.abortSignal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** `partSize` is not needed by S3 (parts are sized per request). */
+  async startUpload(key: string, source: ObjectInfo, _partSize?: number): Promise<string> {
+    const Key = this.fullKey(key);
+    try {
+      const out = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key,
+          ...writeHeaders(source, isHexMd5(source.md5) ? source.md5 : undefined),
+        }),
+      );
+      if (!out.UploadId) throw new MigrateError("Unexpected", `CreateMultipartUpload s3://${this.bucket}/${Key}: no UploadId returned`);
+      return out.UploadId;
+    } catch (err) {
+      throw mapS3Error(err, { op: "CreateMultipartUpload", bucket: this.bucket, key: Key });
+    }
+  }
+
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer, md5: string): Promise<string> {
+    const Key = this.fullKey(key);
+    const ctx = { op: `UploadPart #${partNumber}`, bucket: this.bucket, key: Key };
+    let out;
+    try {
+      out = await this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+          ContentMD5: md5Base64(md5),
+        }),
+      );
+    } catch (err) {
+      throw mapS3Error(err, ctx);
+    }
+    const etag = cleanEtag(out.ETag);
+    if (!etag) throw new MigrateError("Unexpected", `${ctx.op} s3://${this.bucket}/${Key}: no ETag returned`, { temporary: true });
+    const got = md5FromEtag(etag, out.ServerSideEncryption, out.SSECustomerAlgorithm);
+    if (got && got !== md5.toLowerCase()) {
+      throw new MigrateError("Integrity", `${ctx.op} s3://${this.bucket}/${Key}: stored md5 ${got} != sent ${md5}`, { temporary: true });
+    }
+    return etag;
+  }
+
+  async completeUpload(
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string; size: number }[],
+    source: ObjectInfo,
+    wholeMd5: string,
+  ): Promise<WriteResult> {
+    const Key = this.fullKey(key);
+    const where = `CompleteMultipartUpload s3://${this.bucket}/${Key}`;
+    // The "md5" metadata was fixed at start from source.md5: the bytes must hash to it.
+    if (isHexMd5(source.md5) && source.md5 !== wholeMd5.toLowerCase()) {
+      throw new MigrateError("Integrity", `${where}: uploaded bytes have md5 ${wholeMd5}, the source said ${source.md5}`, { temporary: true });
+    }
+    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
+    const size = sorted.reduce((n, p) => n + p.size, 0);
+    const partEtags = sorted.map((p) => cleanEtag(p.etag) ?? "");
+    const expected = partEtags.every((e) => isHexMd5(e.toLowerCase())) ? multipartEtag(partEtags) : undefined;
+    let out;
+    try {
+      out = await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: sorted.map((p, i) => ({ PartNumber: p.partNumber, ETag: `"${partEtags[i]}"` })) },
+        }),
+      );
+    } catch (err) {
+      const mapped = mapS3Error(err, { op: "CompleteMultipartUpload", bucket: this.bucket, key: Key });
+      if (mapped.kind !== "NotFound") throw mapped;
+      // A retried completion whose first response was lost: the object may already be there.
+      const done = await this.headQuietly(Key);
+      if (done && done.size === size && done.md5 === wholeMd5.toLowerCase()) return { size, md5: done.md5, etag: done.etag };
+      if (done && expected && done.etag === expected) return this.addMd5(Key, source, wholeMd5, size, expected);
+      throw mapped;
+    }
+    const etag = cleanEtag(out.ETag);
+    const kms = out.ServerSideEncryption?.startsWith("aws:kms");
+    if (expected && etag && !kms && /^[0-9a-f]{32}-\d+$/.test(etag) && etag !== expected) {
+      throw new MigrateError("Integrity", `${where}: object ETag ${etag} != ${expected} computed from the parts`);
+    }
+    return this.addMd5(Key, source, wholeMd5, size, etag);
+  }
+
+  /** Store `wholeMd5` as "md5" metadata unless startUpload already did (see the file comment). */
+  private async addMd5(Key: string, source: ObjectInfo, wholeMd5: string, size: number, etag: string | undefined): Promise<WriteResult> {
+    const md5 = wholeMd5.toLowerCase();
+    if (isHexMd5(source.md5) || size > MAX_SINGLE_PUT || !etag || !isHexMd5(md5)) return { size, md5, etag };
+    let out;
+    try {
+      out = await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          CopySource: `${this.bucket}/${Key.split("/").map(encodeURIComponent).join("/")}`,
+          CopySourceIfMatch: `"${etag}"`,
+          MetadataDirective: "REPLACE",
+          ...writeHeaders(source, md5),
+        }),
+      );
+    } catch (err) {
+      throw mapS3Error(err, { op: "CopyObject (adding md5 metadata)", bucket: this.bucket, key: Key });
+    }
+    const newEtag = cleanEtag(out.CopyObjectResult?.ETag) ?? etag;
+    const stored = md5FromEtag(newEtag, out.ServerSideEncryption, out.SSECustomerAlgorithm);
+    if (stored && stored !== md5) {
+      throw new MigrateError("Integrity", `CompleteMultipartUpload s3://${this.bucket}/${Key}: S3 computed md5 ${stored}, we sent ${md5}`, {
+        temporary: true,
+      });
+    }
+    return { size, md5, etag: newEtag };
+  }
+
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    const Key = this.fullKey(key);
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }));
+    } catch (err) {
+      const mapped = mapS3Error(err, { op: "AbortMultipartUpload", bucket: this.bucket, key: Key });
+      if (mapped.kind === "NotFound") return;
+      throw mapped;
+    }
+  }
+
+  private async headQuietly(Key: string): Promise<ObjectInfo | undefined> {
+    try {
+      return infoFromHeaders(Key, await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+    } catch {
+      return undefined;
+    }
+  }
+}

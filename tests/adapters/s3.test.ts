@@ -1,0 +1,488 @@
+/**
+ * S3 adapter tests against a real MinIO (tests/emulators/minio.ts): the shared contract suite,
+ * plus S3-specific behaviour (key encoding, metadata encoding, multipart verification, errors,
+ * configuration resolution).
+ */
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import https from "node:https";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseLocation } from "../../adapters/index.js";
+import { resolveS3Config } from "../../adapters/s3/client.js";
+import { mapS3Error, parseRetryAfter } from "../../adapters/s3/errors.js";
+import { createS3Adapter } from "../../adapters/s3/index.js";
+import { decodeMetaValue, encodeMetaValue, parseMtime } from "../../adapters/s3/meta.js";
+import type { Adapter, AdapterOptions, ObjectInfo } from "../../adapters/types.js";
+import { MigrateError } from "../../src/errors.js";
+import { startMinio } from "../emulators/minio.js";
+import type { Emulator } from "../emulators/types.js";
+import { adapterContract } from "./contract.js";
+
+// Every process warning this test process sees: the SDK's NodeVersionSupportWarning must not be one.
+const warnings: string[] = [];
+process.on("warning", (w) => warnings.push(`${w.name}: ${w.message}`));
+
+const emulator = await startMinio();
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+adapterContract("s3 (minio)", async () => {
+  if (!emulator) return undefined;
+  const bucket = await emulator.createBucket();
+  const opened: Adapter[] = [];
+  const track = async (url: string, opts: AdapterOptions) => {
+    const a = await createS3Adapter(parseLocation(url), opts);
+    opened.push(a);
+    return a;
+  };
+  return {
+    open: (prefix) => track(prefix ? `${bucket}/${prefix}` : bucket, emulator.adapterOptions),
+    badCredentials: () => track(bucket, { ...emulator.adapterOptions, env: emulator.badCredentialsEnv }),
+    missingBucket: () => track(emulator.missingBucketUrl(), emulator.adapterOptions),
+    async stop() {
+      for (const a of opened) await a.close?.();
+    },
+  };
+});
+
+const md5 = (b: Buffer | string) => createHash("md5").update(b).digest("hex");
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks);
+}
+
+async function collect(it: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const o of it) out.push(o);
+  return out;
+}
+
+async function caught(p: Promise<unknown>): Promise<MigrateError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(MigrateError);
+    return err as MigrateError;
+  }
+  throw new Error("expected a rejection");
+}
+
+function src(key: string, size: number, extra: Partial<ObjectInfo> = {}): ObjectInfo {
+  return { key, size, ...extra };
+}
+
+describe("s3 configuration (no emulator needed)", () => {
+  it("reads endpoint, region and credentials from opts.env and turns on path style for custom endpoints", () => {
+    const c = resolveS3Config({
+      env: { AWS_ENDPOINT_URL: "http://127.0.0.1:9", AWS_DEFAULT_REGION: "eu-west-3", AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s" },
+    });
+    expect(c).toMatchObject({ endpoint: "http://127.0.0.1:9", region: "eu-west-3", forcePathStyle: true });
+    expect(c.credentials).toEqual({ accessKeyId: "k", secretAccessKey: "s", sessionToken: undefined });
+  });
+
+  it("prefers AWS_ENDPOINT_URL_S3 and explicit options", () => {
+    const env = { AWS_ENDPOINT_URL: "http://a:1", AWS_ENDPOINT_URL_S3: "http://b:2", AWS_REGION: "r1" };
+    expect(resolveS3Config({ env }).endpoint).toBe("http://b:2");
+    const c = resolveS3Config({ env, s3Endpoint: "https://c:3", s3Region: "r2", s3ForcePathStyle: false });
+    expect(c).toMatchObject({ endpoint: "https://c:3", region: "r2", forcePathStyle: false });
+  });
+
+  it("uses the default chain (no explicit credentials) and virtual-host style on AWS", () => {
+    const c = resolveS3Config({ env: {} });
+    expect(c.endpoint).toBeUndefined();
+    expect(c.credentials).toBeUndefined();
+    expect(c.forcePathStyle).toBe(false);
+    expect(c.idleTimeoutMs).toBe(60_000);
+  });
+
+  it("an https endpoint with an unreadable AWS_CA_BUNDLE is a run-scoped configuration error", async () => {
+    const env = { AWS_ENDPOINT_URL: "https://127.0.0.1:9", AWS_CA_BUNDLE: "/nonexistent/ca.pem", AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s" };
+    const e = await caught(createS3Adapter(parseLocation("s3://b"), { env }));
+    expect(e).toMatchObject({ kind: "ConfigInvalid", scope: "run" });
+  });
+
+  it("rejects a malformed endpoint as a run-scoped configuration error", () => {
+    expect(() => resolveS3Config({ env: { AWS_ENDPOINT_URL: "ftp://x" } })).toThrow(/expected http/);
+  });
+
+  it("parses Retry-After and rclone-style mtimes, encodes metadata values", () => {
+    expect(parseRetryAfter("3")).toBe(3000);
+    expect(parseRetryAfter(undefined)).toBeUndefined();
+    expect(parseMtime("1700000000123")).toBe(1700000000123);
+    expect(parseMtime("1700000000.5")).toBe(1700000000500);
+    expect(parseMtime("nope")).toBeUndefined();
+    for (const v of ["plain", "héllo wörld", " edge ", "=?UTF-8?B?literal?=", "line\nbreak", "日本語"]) {
+      const enc = encodeMetaValue(v);
+      expect(enc).toMatch(/^[\x20-\x7e]*$/);
+      expect(decodeMetaValue(enc)).toBe(v);
+    }
+  });
+
+  it("maps S3 error codes to kinds and scopes", () => {
+    const svc = (name: string, status: number, headers: Record<string, string> = {}) =>
+      Object.assign(new Error(`${name} happened`), { name, $metadata: { httpStatusCode: status }, $response: { statusCode: status, headers } });
+    const ctx = { op: "X", bucket: "b", key: "k" };
+    expect(mapS3Error(svc("NoSuchBucket", 404), ctx)).toMatchObject({ kind: "ConfigInvalid", scope: "run" });
+    expect(mapS3Error(svc("InvalidAccessKeyId", 403), ctx)).toMatchObject({ kind: "PermissionDenied", scope: "run" });
+    expect(mapS3Error(svc("SignatureDoesNotMatch", 403), ctx)).toMatchObject({ kind: "PermissionDenied", scope: "run" });
+    expect(mapS3Error(svc("AccessDenied", 403), ctx)).toMatchObject({ kind: "PermissionDenied", scope: "object" });
+    expect(mapS3Error(svc("AccessDenied", 403), { ...ctx, check: true })).toMatchObject({ scope: "run" });
+    expect(mapS3Error(svc("NoSuchKey", 404), ctx)).toMatchObject({ kind: "NotFound", temporary: false });
+    expect(mapS3Error(svc("NotFound", 404), ctx)).toMatchObject({ kind: "NotFound" });
+    expect(mapS3Error(svc("PreconditionFailed", 412), ctx)).toMatchObject({ kind: "ConditionNotMatch" });
+    expect(mapS3Error(svc("SlowDown", 503, { "retry-after": "2" }), ctx)).toMatchObject({
+      kind: "RateLimited",
+      temporary: true,
+      retryAfterMs: 2000,
+    });
+    expect(mapS3Error(svc("Unknown", 429), ctx)).toMatchObject({ kind: "RateLimited", temporary: true });
+    expect(mapS3Error(svc("InternalError", 500), ctx)).toMatchObject({ kind: "Unexpected", temporary: true });
+    expect(mapS3Error(svc("Unknown", 502), ctx)).toMatchObject({ kind: "Unexpected", temporary: true });
+    const reset = Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
+    expect(mapS3Error(reset, ctx)).toMatchObject({ kind: "Unexpected", temporary: true });
+    const timeout = Object.assign(new Error("socket timed out"), { name: "TimeoutError" });
+    expect(mapS3Error(timeout, ctx)).toMatchObject({ temporary: true });
+    const m = mapS3Error(svc("SignatureDoesNotMatch", 403), ctx);
+    expect(m.message).toContain("s3://b/k");
+    expect(m.message).not.toContain("\n");
+    expect(m.cause).toBeUndefined();
+  });
+});
+
+describe("s3 network failures (no emulator needed)", () => {
+  it("a server that never answers fails after requestTimeoutMs of silence, as a temporary error", async () => {
+    const sockets: net.Socket[] = [];
+    const srv = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as net.AddressInfo).port;
+    const env = { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_REGION: "us-east-1" };
+    const a = await createS3Adapter(parseLocation("s3://silent/p"), { env, requestTimeoutMs: 300 });
+    try {
+      const t0 = Date.now();
+      const e = await caught(a.stat("x"));
+      expect(e.temporary).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      const c = await caught(a.check("source"));
+      expect(c.scope).toBe("run");
+    } finally {
+      await a.close?.();
+      for (const s of sockets) s.destroy();
+      srv.close();
+    }
+  });
+
+  it("AWS_CA_BUNDLE certificates are trusted for https endpoints", async (ctx) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-ca-"));
+    try {
+      const key = path.join(dir, "key.pem");
+      const cert = path.join(dir, "cert.pem");
+      try {
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+      } catch {
+        ctx.skip("openssl not available");
+      }
+      const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => {
+        res.writeHead(404, { "content-type": "application/xml" });
+        res.end('<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>nope</Message></Error>');
+      });
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      const port = (srv.address() as net.AddressInfo).port;
+      const env = { AWS_ENDPOINT_URL: `https://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s" };
+      const trusted = await createS3Adapter(parseLocation("s3://b"), { env: { ...env, AWS_CA_BUNDLE: cert } });
+      const untrusted = await createS3Adapter(parseLocation("s3://b"), { env });
+      try {
+        expect((await caught(trusted.read("x"))).kind).toBe("NotFound");
+        expect((await caught(untrusted.read("x"))).kind).not.toBe("NotFound");
+      } finally {
+        await trusted.close?.();
+        await untrusted.close?.();
+        srv.closeAllConnections();
+        srv.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a refused connection is a temporary error", async () => {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as net.AddressInfo).port;
+    await new Promise((r) => srv.close(r));
+    const env = { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s" };
+    const a = await createS3Adapter(parseLocation("s3://refused"), { env });
+    try {
+      const e = await caught(a.read("x"));
+      expect(e).toMatchObject({ kind: "Unexpected", temporary: true });
+      expect(e.message).toContain("s3://refused/x");
+    } finally {
+      await a.close?.();
+    }
+  });
+});
+
+describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
+  const emu = emulator as Emulator;
+  let root = "";
+  const adapters: Adapter[] = [];
+
+  async function open(url: string, opts: AdapterOptions = emu.adapterOptions): Promise<Adapter> {
+    const a = await createS3Adapter(parseLocation(url), opts);
+    adapters.push(a);
+    return a;
+  }
+
+  beforeAll(async () => {
+    root = await emu.createBucket();
+  });
+
+  afterAll(async () => {
+    for (const a of adapters) await a.close?.();
+  });
+
+  it("round-trips keys with reserved characters and both unicode normal forms, listed in byte order", async () => {
+    const a = await open(`${root}/odd pre+fix%ü#`);
+    const nfc = "caf\u00e9";
+    const nfd = "cafe\u0301";
+    const keys = [
+      "plus+sign",
+      "percent%20literal",
+      "hash#frag",
+      "q?uery&a=b",
+      "at@colon:x",
+      "space in name",
+      " leading and trailing ",
+      nfc,
+      nfd,
+      "emoji-😀",
+      "Icon\r",
+      "ctl\u0001char",
+      "dir/sub/deep.txt",
+      "tilde~!$'()*,;",
+      "back\\slash",
+    ];
+    for (const k of keys) {
+      const body = Buffer.from(`body of ${k}`);
+      const r = await a.write(k, Readable.from([body]), src(k, body.length));
+      expect(r.md5).toBe(md5(body));
+    }
+    const listed = await collect(a.list());
+    const expected = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect(listed.map((o) => o.key)).toEqual(expected);
+    for (const k of keys) {
+      const info = await a.stat(k);
+      expect(info.key).toBe(k);
+      expect((await readAll(await a.read(k))).toString()).toBe(`body of ${k}`);
+    }
+  });
+
+  it("treats the location prefix and list prefixes as folders, skips directory markers", async () => {
+    const ab = await open(`${root}/ab`);
+    const a = await open(`${root}/a`);
+    await ab.write("x", Readable.from([Buffer.from("1")]), src("x", 1));
+    await a.write("y/z", Readable.from([Buffer.from("2")]), src("y/z", 1));
+    await a.write("y/", Readable.from([]), src("y/", 0));
+    await a.write("yz", Readable.from([Buffer.from("3")]), src("yz", 1));
+    expect((await collect(a.list())).map((o) => o.key)).toEqual(["y/z", "yz"]);
+    expect((await collect(a.list("y"))).map((o) => o.key)).toEqual(["y/z"]);
+    expect(await collect(a.list("missing"))).toEqual([]);
+  });
+
+  it("stores content headers, unicode metadata and the source mtime", async () => {
+    const a = await open(`${root}/meta`);
+    const body = Buffer.from("hello");
+    const mtime = Date.UTC(2020, 1, 2, 3, 4, 5, 678);
+    await a.write(
+      "m.txt",
+      Readable.from([body]),
+      src("m.txt", body.length, {
+        mtime,
+        contentType: "text/plain; charset=utf-8",
+        cacheControl: "max-age=60",
+        contentEncoding: "identity",
+        contentDisposition: 'attachment; filename="m.txt"',
+        contentLanguage: "fr",
+        metadata: { Owner: "Zoë 日本", plain: "v", spaced: " x " },
+      }),
+      { md5: md5(body) },
+    );
+    const info = await a.stat("m.txt");
+    expect(info).toMatchObject({
+      size: 5,
+      md5: md5(body),
+      mtime,
+      contentType: "text/plain; charset=utf-8",
+      cacheControl: "max-age=60",
+      contentEncoding: "identity",
+      contentDisposition: 'attachment; filename="m.txt"',
+      contentLanguage: "fr",
+      metadata: { owner: "Zoë 日本", plain: "v", spaced: " x " },
+    });
+    const [listed] = await collect(a.list());
+    expect(listed).toMatchObject({ key: "m.txt", size: 5, md5: md5(body) });
+  });
+
+  it("non-ASCII content headers round-trip (they would otherwise break the signature)", async () => {
+    const a = await open(`${root}/meta2`);
+    const disp = 'attachment; filename="über café.txt"';
+    await a.write("d", Readable.from([Buffer.from("x")]), src("d", 1, { contentDisposition: disp, contentType: "text/plain" }));
+    expect(await a.stat("d")).toMatchObject({ contentDisposition: disp, contentType: "text/plain" });
+  });
+
+  it("metadata S3 cannot hold is an object-level Unsupported error, not a run failure", async () => {
+    const a = await open(`${root}/meta3`);
+    const big = await caught(a.write("big", Readable.from([Buffer.from("x")]), src("big", 1, { metadata: { v: "x".repeat(3000) } })));
+    expect(big).toMatchObject({ kind: "Unsupported", scope: "object" });
+    const name = await caught(a.write("n", Readable.from([Buffer.from("x")]), src("n", 1, { metadata: { "bad name": "v" } })));
+    expect(name).toMatchObject({ kind: "Unsupported", scope: "object" });
+  });
+
+  it("verifies bodies: wrong Content-MD5 and wrong length are Integrity errors, nothing is stored", async () => {
+    const a = await open(`${root}/verify`);
+    const body = Buffer.from("some bytes");
+    const bad = await caught(a.write("k", Readable.from([body]), src("k", body.length), { md5: md5("other") }));
+    expect(bad.kind).toBe("Integrity");
+    const t0 = Date.now();
+    const short = await caught(a.write("k", Readable.from([body]), src("k", body.length + 5)));
+    expect(short.kind).toBe("Integrity");
+    const long = await caught(a.write("k", Readable.from([body]), src("k", body.length - 1)));
+    expect(long.kind).toBe("Integrity");
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect((await caught(a.stat("k"))).kind).toBe("NotFound");
+  });
+
+  it("propagates a failing source body without hanging", async () => {
+    const a = await open(`${root}/verify`);
+    const body = new Readable({
+      read() {
+        this.destroy(Object.assign(new Error("source reset"), { code: "ECONNRESET" }));
+      },
+    });
+    const e = await caught(a.write("failing", body, src("failing", 100)));
+    expect(e.temporary).toBe(true);
+  });
+
+  it("write honours an abort signal", async () => {
+    const a = await open(`${root}/verify`);
+    const ac = new AbortController();
+    const body = new Readable({ read() {} });
+    body.push(Buffer.alloc(1000));
+    setTimeout(() => ac.abort(), 100);
+    const e = await caught(a.write("aborted", body, src("aborted", 10_000), { abortSignal: ac.signal }));
+    expect(e.kind).toBe("Unexpected");
+    expect((await caught(a.stat("aborted"))).kind).toBe("NotFound");
+  });
+
+  it("reads byte ranges (inclusive) and reports NotFound for missing keys, deletes idempotently", async () => {
+    const a = await open(`${root}/range`);
+    const body = Buffer.from("0123456789");
+    await a.write("r", Readable.from([body]), src("r", body.length));
+    expect((await readAll(await a.read("r", { start: 2, end: 5 }))).toString()).toBe("2345");
+    expect((await caught(a.read("nope"))).kind).toBe("NotFound");
+    expect((await caught(a.stat("nope"))).kind).toBe("NotFound");
+    await a.delete("r");
+    await a.delete("r");
+    expect((await caught(a.stat("r"))).kind).toBe("NotFound");
+  });
+
+  it("multipart: stores the source md5, verifies parts and completion, tolerates a repeated complete", async () => {
+    const a = await open(`${root}/mp`);
+    const mp = a.multipart!;
+    const p1 = randomBytes(5 * 1024 * 1024);
+    const p2 = randomBytes(1234);
+    const whole = md5(Buffer.concat([p1, p2]));
+    const info = src("big.bin", p1.length + p2.length, { md5: whole, mtime: 1_600_000_000_000, contentType: "application/x-big", metadata: { a: "b" } });
+    const id = await mp.startUpload("big.bin", info, p1.length);
+    const e1 = await mp.uploadPart("big.bin", id, 1, p1, md5(p1));
+    const e2 = await mp.uploadPart("big.bin", id, 2, p2, md5(p2));
+    const parts = [
+      { partNumber: 2, etag: e2, size: p2.length },
+      { partNumber: 1, etag: e1, size: p1.length },
+    ];
+    const res = await mp.completeUpload("big.bin", id, parts, info, whole);
+    expect(res).toMatchObject({ size: info.size, md5: whole });
+    expect(res.etag).toMatch(/-2$/);
+    const st = await a.stat("big.bin");
+    expect(st).toMatchObject({ size: info.size, md5: whole, mtime: 1_600_000_000_000, contentType: "application/x-big", metadata: { a: "b" } });
+    // The response to the first completion was "lost": completing again must succeed.
+    const again = await mp.completeUpload("big.bin", id, parts, info, whole);
+    expect(again.etag).toBe(res.etag);
+    await mp.abortUpload("big.bin", id);
+    expect(md5(await readAll(await a.read("big.bin")))).toBe(whole);
+  });
+
+  it("multipart without a known source md5: completion adds the md5 metadata; a repeated complete succeeds", async () => {
+    const a = await open(`${root}/mp2`);
+    const mp = a.multipart!;
+    const p1 = randomBytes(5 * 1024 * 1024);
+    const p2 = randomBytes(10);
+    const whole = md5(Buffer.concat([p1, p2]));
+    const info = src("x.bin", p1.length + p2.length, { mtime: 1_500_000_000_000, cacheControl: "no-cache", metadata: { k: "v" } });
+    const id = await mp.startUpload("x.bin", info, p1.length);
+    const parts = [
+      { partNumber: 1, etag: await mp.uploadPart("x.bin", id, 1, p1, md5(p1)), size: p1.length },
+      { partNumber: 2, etag: await mp.uploadPart("x.bin", id, 2, p2, md5(p2)), size: p2.length },
+    ];
+    const res = await mp.completeUpload("x.bin", id, parts, info, whole);
+    expect(res).toMatchObject({ size: info.size, md5: whole });
+    expect(await a.stat("x.bin")).toMatchObject({ md5: whole, mtime: 1_500_000_000_000, cacheControl: "no-cache", metadata: { k: "v" } });
+    expect((await mp.completeUpload("x.bin", id, parts, info, whole)).md5).toBe(whole);
+  });
+
+  it("multipart: a wrong part md5 or a whole md5 differing from the source's is refused", async () => {
+    const a = await open(`${root}/mp`);
+    const mp = a.multipart!;
+    const part = randomBytes(1000);
+    const info = src("bad.bin", part.length, { md5: md5("something else") });
+    const id = await mp.startUpload("bad.bin", info, part.length);
+    expect((await caught(mp.uploadPart("bad.bin", id, 1, part, md5("x")))).kind).toBe("Integrity");
+    const etag = await mp.uploadPart("bad.bin", id, 1, part, md5(part));
+    const e = await caught(mp.completeUpload("bad.bin", id, [{ partNumber: 1, etag, size: part.length }], info, md5(part)));
+    expect(e.kind).toBe("Integrity");
+    await mp.abortUpload("bad.bin", id);
+    await mp.abortUpload("bad.bin", id);
+    await mp.abortUpload("bad.bin", "no-such-upload-id");
+    expect((await caught(a.stat("bad.bin"))).kind).toBe("NotFound");
+  });
+
+  it("check(): bad credentials and missing buckets are run-scoped, fast", async () => {
+    const good = await open(root);
+    await good.check("source");
+    await good.check("destination");
+    const bad = await open(root, { ...emu.adapterOptions, env: emu.badCredentialsEnv });
+    const e1 = await caught(bad.check("source"));
+    expect(e1).toMatchObject({ kind: "PermissionDenied", scope: "run" });
+    expect(e1.message).not.toContain(emu.badCredentialsEnv.AWS_SECRET_ACCESS_KEY);
+    const missing = await open(emu.missingBucketUrl());
+    const e2 = await caught(missing.check("destination"));
+    expect(e2).toMatchObject({ kind: "ConfigInvalid", scope: "run" });
+    const e3 = await caught(collect(missing.list()));
+    expect(e3).toMatchObject({ kind: "ConfigInvalid", scope: "run" });
+  });
+
+  it("keyProblem: 1024 UTF-8 bytes including the prefix", async () => {
+    const a = await open(`${root}/kp`);
+    expect(a.keyProblem?.("x".repeat(1024 - 3))).toBeUndefined();
+    expect(a.keyProblem?.("x".repeat(1024 - 2))).toMatch(/1024/);
+    expect(a.keyProblem?.("é".repeat(511))).toMatch(/1024/);
+  });
+
+  it("an http:// endpoint works with AWS_CA_BUNDLE pointing nowhere", async () => {
+    const a = await open(root, { env: { ...emu.env, AWS_CA_BUNDLE: "/nonexistent/bundle.pem" } });
+    await a.check("source");
+  });
+
+  it("never lets the SDK's NodeVersionSupportWarning through", async () => {
+    await new Promise((r) => setImmediate(r));
+    expect(warnings.filter((w) => w.includes("NodeVersionSupportWarning"))).toEqual([]);
+  });
+});
