@@ -48,6 +48,8 @@ interface CommonOpts {
   partConcurrency: number;
   maxMemory: number;
   timeout: number;
+  tpsLimit?: number;
+  bwlimit?: number;
 }
 
 interface MigrateOpts extends CommonOpts {
@@ -77,13 +79,17 @@ function addRunOptions(cmd: Command): Command {
     .option("--part-size <size>", "part size for multipart transfers", size("--part-size"), 16 * 1024 * 1024)
     .option("--part-concurrency <n>", "parts in flight per large object", positiveInt("--part-concurrency"), 4)
     .option("--max-memory <size>", "cap on bytes buffered for parts, all objects together", size("--max-memory"), 512 * 1024 * 1024)
-    .option("--timeout <seconds>", "per-request timeout for cloud services", positiveInt("--timeout"), 60);
+    .option("--timeout <seconds>", "per-request timeout (of silence) for cloud services", positiveInt("--timeout"), 60)
+    .option("--tps-limit <n>", "at most this many requests per second to each service", positiveInt("--tps-limit"))
+    .option("--bwlimit <size>", "at most this many bytes per second, e.g. 10M", size("--bwlimit"));
 }
 
 function settingsOf(o: CommonOpts): RunSettings {
   if (o.report) reportFormat(o.report); // fail on a bad extension before doing any work
   return {
     concurrency: o.concurrency,
+    tpsLimit: o.tpsLimit,
+    bwLimit: o.bwlimit,
     retry: { attempts: o.retries, baseDelayMs: Number(process.env.MIGRATE_RETRY_BASE_MS) || 200, maxDelayMs: 20_000 },
     multipart: {
       threshold: o.multipartThreshold,

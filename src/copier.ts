@@ -148,6 +148,9 @@ export class Copier {
     try {
       stored = await this.destination.write(item.key, body, info, { md5: expectedMd5 });
     } catch (err) {
+      // Whatever the destination did with the body, the source request must not be left open.
+      body.destroy();
+      stream.destroy();
       this.opts.onBytes?.(-hasher.bytes);
       throw err;
     }

@@ -19,9 +19,14 @@ import { hasDifferences, planSummary, writeReport } from "./report.js";
 import { BarProgress, LineProgress, silentProgress, type ProgressSink } from "./progress.js";
 import { formatBytes, formatCount, formatDuration, plural } from "./format.js";
 import type { Output } from "./output.js";
+import { TokenBucket, withLimits, type AdaptiveLimit, type LimitSettings } from "./limits.js";
 
 export interface RunSettings {
   concurrency: number;
+  /** Requests per second per service. */
+  tpsLimit?: number;
+  /** Bytes per second, whole run. */
+  bwLimit?: number;
   retry: RetryPolicy;
   multipart: MultipartSettings;
   progress: "auto" | "none";
@@ -43,7 +48,7 @@ function adapterOptions(options: JobOptions, settings: RunSettings): AdapterOpti
   return { ...options.endpoints, requestTimeoutMs: settings.requestTimeoutMs };
 }
 
-async function openPair(source: Location, destination: Location, opts: AdapterOptions): Promise<[Adapter, Adapter]> {
+async function openPair(source: Location, destination: Location, opts: AdapterOptions, settings: RunSettings): Promise<[Adapter, Adapter]> {
   if (locationContains(source, destination) || locationContains(destination, source)) {
     const same = locationId(source) === locationId(destination);
     throw usageError(
@@ -52,8 +57,14 @@ async function openPair(source: Location, destination: Location, opts: AdapterOp
         : `${destination.display} and ${source.display} overlap: one lies inside the other`,
     );
   }
-  const src = await createAdapter(source, opts);
-  const dst = await createAdapter(destination, opts);
+  const limits = (): LimitSettings => ({
+    tps: settings.tpsLimit,
+    bandwidth,
+    maxInFlight: settings.concurrency * Math.max(1, settings.multipart?.partConcurrency ?? 1),
+  });
+  const bandwidth = settings.bwLimit ? new TokenBucket(settings.bwLimit) : undefined;
+  const src = withLimits(await createAdapter(source, opts), limits());
+  const dst = withLimits(await createAdapter(destination, opts), limits());
   await Promise.all([src.check("source"), dst.check("destination")]);
   return [src, dst];
 }
@@ -73,7 +84,7 @@ function describeOptions(o: JobOptions): string {
 export async function migrate(req: MigrateRequest, settings: RunSettings, out: Output): Promise<number> {
   const source = parseLocation(req.source);
   const destination = parseLocation(req.destination);
-  const [src, dst] = await openPair(source, destination, adapterOptions(req.options, settings));
+  const [src, dst] = await openPair(source, destination, adapterOptions(req.options, settings), settings);
   try {
     if (req.mode !== "run") return await dryRun(req, src, dst, settings, out);
     const jobs = new JobDirectory(settings.stateDir);
@@ -277,6 +288,8 @@ async function finish(
   store.setStatus(after.byState.pending.objects && status === "done" ? "interrupted" : status);
   const rate = elapsedMs > 0 ? (result.copiedBytes / elapsedMs) * 1000 : 0;
   const unchanged = before.byAction.skip.objects;
+  const throttle = throttleNote(src, dst);
+  if (throttle) out.info(throttle);
   out.info(
     `${status === "done" ? "Done" : "Stopped"} in ${formatDuration(elapsedMs)}: copied ${plural(result.copied, "object")} ` +
       `(${formatBytes(result.copiedBytes)}, ${formatBytes(rate)}/s), ${formatCount(unchanged)} unchanged, ` +
@@ -293,6 +306,7 @@ async function finish(
     unchanged,
     pending: after.byState.pending.objects,
     elapsedMs,
+    lowestInFlight: { source: gateOf(src)?.floor, destination: gateOf(dst)?.floor },
   });
   if (settings.reportFile) {
     await writeReport(settings.reportFile, { kind: "run", source: src.display, destination: dst.display, job: id, counts: after }, store.rows());
@@ -312,6 +326,20 @@ async function finish(
     return ExitCode.Failures;
   }
   return ExitCode.Ok;
+}
+
+function gateOf(a: Adapter): AdaptiveLimit | undefined {
+  return (a as Adapter & { concurrency?: AdaptiveLimit }).concurrency;
+}
+
+/** Say so when a service throttled us enough to cut the requests in flight. */
+function throttleNote(src: Adapter, dst: Adapter): string | undefined {
+  const notes: string[] = [];
+  for (const [role, a] of [["source", src], ["destination", dst]] as const) {
+    const g = gateOf(a);
+    if (g && g.floor < g.max) notes.push(`${role} ${a.display} throttled us: requests in flight cut from ${g.max} to ${g.floor} at worst`);
+  }
+  return notes.length ? `Note: ${notes.join("; ")}.` : undefined;
 }
 
 /** `migrate resume [job]`: the given job, or the most recent unfinished one. */
@@ -339,7 +367,7 @@ export async function resume(jobArg: string | undefined, settings: RunSettings, 
       return ExitCode.Ok;
     }
     out.info(`Resuming job ${id}: ${job.source} → ${job.destination}`);
-    [src, dst] = await openPair(parseLocation(job.source), parseLocation(job.destination), adapterOptions(job.options, settings));
+    [src, dst] = await openPair(parseLocation(job.source), parseLocation(job.destination), adapterOptions(job.options, settings), settings);
     return await execute(store, src, dst, settings, out);
   } finally {
     store?.close();

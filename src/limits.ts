@@ -1,0 +1,177 @@
+/**
+ * Cross-cutting limits as a wrapper around an adapter (not code inside each adapter):
+ * - requests per second (`--tps-limit`), a token bucket per service;
+ * - bytes per second written (`--bwlimit`), one bucket for the whole run;
+ * - adaptive concurrency: each throttling answer (RateLimited) halves the requests this service
+ *   may have in flight; successes win them back one at a time (AIMD), up to the configured cap.
+ */
+import { Transform, pipeline, type TransformCallback } from "node:stream";
+import type { Adapter, MultipartSteps, ObjectStream } from "../adapters/types.js";
+import { toMigrateError } from "./errors.js";
+import { sleep } from "./retry.js";
+
+/** Tokens refill continuously at `rate` per second, up to one second's worth. */
+export class TokenBucket {
+  private tokens: number;
+  private last = Date.now();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(readonly rate: number) {
+    this.tokens = rate;
+  }
+
+  /** Wait until `n` tokens are available, in arrival order. */
+  take(n: number): Promise<void> {
+    const turn = this.queue.then(async () => {
+      for (;;) {
+        const now = Date.now();
+        this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate);
+        this.last = now;
+        // A request bigger than the bucket goes once the bucket is full, and leaves it in debt.
+        if (this.tokens >= Math.min(n, this.rate)) {
+          this.tokens -= n;
+          return;
+        }
+        await sleep(Math.ceil(((Math.min(n, this.rate) - this.tokens) / this.rate) * 1000));
+      }
+    });
+    this.queue = turn;
+    return turn;
+  }
+}
+
+/** In-flight cap that halves on throttling and grows back by one per `limit` successes. */
+export class AdaptiveLimit {
+  private inFlight = 0;
+  private successes = 0;
+  private lastCut = 0;
+  private readonly waiters: (() => void)[] = [];
+  limit: number;
+  /** Lowest limit reached (for tests and the summary). */
+  floor: number;
+
+  constructor(readonly max: number) {
+    this.limit = max;
+    this.floor = max;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.inFlight < this.limit) {
+      this.inFlight++;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  release(outcome: "ok" | "throttled" | "error"): void {
+    this.inFlight--;
+    const now = Date.now();
+    if (outcome === "throttled") {
+      // One cut per half second: a burst of 429s from the same moment is one signal.
+      if (now - this.lastCut > 500) {
+        this.limit = Math.max(1, Math.floor(this.limit / 2));
+        this.floor = Math.min(this.floor, this.limit);
+        this.lastCut = now;
+        this.successes = 0;
+      }
+    } else if (outcome === "ok" && this.limit < this.max && ++this.successes >= this.limit) {
+      this.limit++;
+      this.successes = 0;
+    }
+    while (this.waiters.length && this.inFlight < this.limit) {
+      this.inFlight++;
+      this.waiters.shift()!();
+    }
+  }
+}
+
+export interface LimitSettings {
+  /** Requests per second to this service; undefined for no cap. */
+  tps?: number;
+  /** Shared bytes-per-second bucket for writes; undefined for no cap. */
+  bandwidth?: TokenBucket;
+  /** Most requests in flight to this service. */
+  maxInFlight: number;
+}
+
+function outcomeOf(err: unknown): "throttled" | "error" {
+  return toMigrateError(err).kind === "RateLimited" ? "throttled" : "error";
+}
+
+/** A stream that lets bytes through no faster than the bucket allows. */
+function throttleStream(bucket: TokenBucket): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      bucket.take(chunk.length).then(() => cb(null, chunk), cb);
+    },
+  });
+}
+
+/** Wrap `inner` so every request goes through the limits. The result keeps the same contract. */
+export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readonly concurrency: AdaptiveLimit } {
+  const gate = new AdaptiveLimit(s.maxInFlight);
+  const tps = s.tps ? new TokenBucket(s.tps) : undefined;
+
+  /** One request: wait for a token and a slot, report how it went. */
+  async function request<T>(fn: () => Promise<T>): Promise<T> {
+    await tps?.take(1);
+    await gate.acquire();
+    try {
+      const v = await fn();
+      gate.release("ok");
+      return v;
+    } catch (err) {
+      gate.release(outcomeOf(err));
+      throw err;
+    }
+  }
+
+  const multipart: MultipartSteps | undefined = inner.multipart && {
+    startUpload: (k, src, partSize) => request(() => inner.multipart!.startUpload(k, src, partSize)),
+    uploadPart: async (k, id, n, body, md5) => {
+      await s.bandwidth?.take(body.length);
+      return request(() => inner.multipart!.uploadPart(k, id, n, body, md5));
+    },
+    completeUpload: (k, id, parts, src, md5) => request(() => inner.multipart!.completeUpload(k, id, parts, src, md5)),
+    abortUpload: (k, id) => request(() => inner.multipart!.abortUpload(k, id)),
+  };
+
+  return {
+    display: inner.display,
+    capabilities: inner.capabilities,
+    concurrency: gate,
+    list: (prefix) => inner.list(prefix),
+    stat: (key) => request(() => inner.stat(key)),
+    // A read holds its slot until the stream is done with.
+    read: async (key, range) => {
+      await tps?.take(1);
+      await gate.acquire();
+      let stream: ObjectStream;
+      try {
+        stream = await inner.read(key, range);
+      } catch (err) {
+        gate.release(outcomeOf(err));
+        throw err;
+      }
+      let released = false;
+      const release = (outcome: "ok" | "error") => {
+        if (!released) {
+          released = true;
+          gate.release(outcome);
+        }
+      };
+      stream.once("end", () => release("ok"));
+      stream.once("error", () => release("error"));
+      stream.once("close", () => release("ok"));
+      return stream;
+    },
+    write: (key, body, source, opts) =>
+      request(() => inner.write(key, s.bandwidth ? pipeline(body, throttleStream(s.bandwidth), () => undefined) : body, source, opts)),
+    delete: (key) => request(() => inner.delete(key)),
+    check: (role) => inner.check(role),
+    keyProblem: inner.keyProblem?.bind(inner),
+    computeMd5: inner.computeMd5?.bind(inner),
+    multipart,
+    close: inner.close?.bind(inner),
+  };
+}
