@@ -94,6 +94,9 @@ async function* ordered(it: AsyncIterable<ObjectInfo>, side: string): AsyncGener
 
 export type KeyFilter = (key: string) => boolean;
 
+/** Decisions in flight at once while planning. */
+const DECISION_WINDOW = 64;
+
 /**
  * rclone-like filters: a pattern without "/" matches a name at any depth ("*.jpg"); a pattern
  * with "/" matches the whole key ("photos/**"). Dotfiles match like any other name.
@@ -148,18 +151,32 @@ export async function plan(input: PlanInput): Promise<boolean> {
     input.onProgress?.({ planned });
   };
 
+  // Most decisions need no I/O; those that do (a checksum, a source mtime) run up to
+  // DECISION_WINDOW at a time, and rows are still written in key order.
+  const window: Promise<PlanRow>[] = [];
+  const take = async () => {
+    pending.push(await window.shift()!);
+    if (pending.length >= batchSize) flush();
+  };
   const srcList = readAhead(source.list(), 2000);
   const dstList = readAhead(destination.list(), 2000);
   for await (const pair of mergeJoin(srcList, dstList)) {
     const key = (pair.src ?? pair.dst)!.key;
     if (!keep(key)) continue;
     if (resumeAfter !== undefined && compareKeys(key, resumeAfter) <= 0) continue;
-    pending.push(await decide(pair, source, destination, options));
-    if (pending.length >= batchSize) {
-      flush();
-      if (input.shouldStop?.()) return false;
+    const decision = decide(pair, source, destination, options);
+    decision.catch(() => undefined); // awaited in order below; don't report it unhandled meanwhile
+    window.push(decision);
+    if (window.length >= DECISION_WINDOW) {
+      await take();
+      if (input.shouldStop?.()) {
+        while (window.length) await take();
+        flush();
+        return false;
+      }
     }
   }
+  while (window.length) await take();
   flush();
   store.finishPlan();
   return true;
@@ -190,8 +207,26 @@ async function decide(
   if (problem) return { ...row("copy", "cannot exist at destination"), error: `cannot exist at destination: ${problem}` };
   if (!dst) return row("copy", "missing at destination");
   if (options.compare === "checksum" && src.size === dst.size) await fillChecksums(src, dst, source, destination);
+  if (options.compare === "default" && src.size === dst.size) await fillSourceMtime(src, dst, source, destination);
   const decision = compareObjects({ info: src, caps: source.capabilities }, { info: dst, caps: destination.capabilities }, options.compare);
   return row(decision.action, decision.reason);
+}
+
+/**
+ * A source whose listing gives the upload time rather than the mtime we preserve (S3), copied to
+ * a destination that keeps mtimes: the destination holds the source's true mtime (from its
+ * metadata), so compare against that. Costs one stat per same-size object, as rclone's default
+ * does; equal MD5s on both sides make it unnecessary.
+ */
+async function fillSourceMtime(src: ObjectInfo, dst: ObjectInfo, source: Adapter, destination: Adapter): Promise<void> {
+  if (source.capabilities.preservesMtime || !destination.capabilities.preservesMtime) return;
+  if (src.md5 && dst.md5) return;
+  try {
+    const st = await source.stat(src.key);
+    if (st.mtime !== undefined) src.mtime = st.mtime;
+  } catch (err) {
+    if (!(err instanceof MigrateError && err.kind === "NotFound")) throw err;
+  }
 }
 
 /** For --checksum: compute MD5s a listing lacks, where one side can give an MD5 to compare with. */

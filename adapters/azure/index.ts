@@ -15,7 +15,7 @@
  */
 import { PassThrough, pipeline, type Readable } from "node:stream";
 import type { BlobItem, BlockBlobClient, ContainerClient } from "@azure/storage-blob";
-import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
+import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { connect, type AzureConnection } from "./client.js";
 import { mapAzureError } from "./errors.js";
@@ -121,15 +121,19 @@ export class AzureAdapter implements Adapter {
     }
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  /** A whole-object read carries the object's info from the download response. */
+  async read(key: string, range?: ByteRange): Promise<ObjectStream> {
     const client = this.blob(key);
     const offset = range ? range.start : 0;
     const count = range ? range.end - range.start + 1 : undefined;
     if (range && count !== undefined && count <= 0) return new PassThrough().end();
     let body: NodeJS.ReadableStream | undefined;
+    let info: ObjectInfo | undefined;
     try {
       // maxRetryRequests 0: a cut-off body is an error for the engine to retry, not resumed here.
-      body = (await client.download(offset, count, { maxRetryRequests: 0 })).readableStreamBody;
+      const res = await client.download(offset, count, { maxRetryRequests: 0 });
+      body = res.readableStreamBody;
+      if (!range) info = toObjectInfo(key, res, res.metadata);
     } catch (err) {
       throw mapAzureError(err, this.what(key));
     }
@@ -139,7 +143,7 @@ export class AzureAdapter implements Adapter {
     pipeline(body as Readable, out, (err) => {
       if (err) out.destroy(mapAzureError(err, this.what(key)));
     });
-    return out;
+    return Object.assign(out, { info });
   }
 
   async write(key: string, body: Readable, source: ObjectInfo, opts?: WriteOptions): Promise<WriteResult> {

@@ -24,6 +24,7 @@ import type {
   Location,
   MultipartSteps,
   ObjectInfo,
+  ObjectStream,
   WriteOptions,
   WriteResult,
 } from "../types.js";
@@ -38,6 +39,7 @@ import {
   hexToB64,
   nameProblem,
   resourceFor,
+  resourceFromHeaders,
   toObjectInfo,
   toWriteResult,
   type GcsObject,
@@ -181,7 +183,8 @@ export class GcsAdapter implements Adapter {
     return toObjectInfo(o, key);
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  /** A whole-object read carries the object's info from the response headers. */
+  async read(key: string, range?: ByteRange): Promise<ObjectStream> {
     const name = this.objectName(key);
     const headers: Record<string, string> = { "accept-encoding": "gzip" };
     if (range) headers.range = `bytes=${range.start}-${range.end}`;
@@ -222,7 +225,7 @@ export class GcsAdapter implements Adapter {
     out.on("close", () => {
       if (!res.complete && !res.destroyed) res.destroy();
     });
-    return out;
+    return Object.assign(out, { info: range ? undefined : toObjectInfo(resourceFromHeaders(res.headers), key) });
   }
 
   async write(key: string, body: Readable, source: ObjectInfo, opts?: WriteOptions): Promise<WriteResult> {

@@ -131,3 +131,39 @@ export function nameProblem(name: string): string | undefined {
   if (name.startsWith(PARTS_ROOT)) return `the ${PARTS_ROOT} folder is reserved for cloudmigrate's multipart parts`;
   return undefined;
 }
+
+/**
+ * The object resource as a media download's response headers describe it, so a whole-object
+ * read carries the same info as `stat` without a second request.
+ */
+export function resourceFromHeaders(h: Record<string, string | string[] | undefined>): GcsObject {
+  const one = (name: string): string | undefined => {
+    const v = h[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const o: GcsObject = { name: "" };
+  o.size = one("x-goog-stored-content-length") ?? one("content-length");
+  for (const part of String(h["x-goog-hash"] ?? "").split(/,\s*/)) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const [k, v] = [part.slice(0, eq), part.slice(eq + 1)];
+    if (k === "md5") o.md5Hash = v;
+    if (k === "crc32c") o.crc32c = v;
+  }
+  o.etag = one("etag");
+  o.generation = one("x-goog-generation");
+  const lm = one("last-modified");
+  if (lm) o.updated = new Date(lm).toISOString();
+  o.contentType = one("content-type");
+  o.cacheControl = one("cache-control");
+  o.contentEncoding = one("x-goog-stored-content-encoding") ?? one("content-encoding");
+  if (o.contentEncoding === "identity" && !one("x-goog-stored-content-encoding")) delete o.contentEncoding;
+  o.contentDisposition = one("content-disposition");
+  o.contentLanguage = one("content-language");
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (k.startsWith("x-goog-meta-") && v !== undefined) metadata[k.slice("x-goog-meta-".length)] = Array.isArray(v) ? v.join(",") : v;
+  }
+  o.metadata = metadata;
+  return o;
+}

@@ -7,7 +7,7 @@
  */
 import type { Readable } from "node:stream";
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
+import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { createS3Client } from "./client.js";
 import { mapS3Error } from "./errors.js";
@@ -78,14 +78,17 @@ export class S3Adapter implements Adapter {
     }
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  /** A whole-object read carries the object's info from the GET response headers. */
+  async read(key: string, range?: ByteRange): Promise<ObjectStream> {
     const Key = this.fullKey(key);
     try {
       const out = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
       );
       // In Node the SDK's Body is the http.IncomingMessage (a Readable) with helper mixins.
-      return out.Body as Readable;
+      const body = out.Body as ObjectStream;
+      if (!range) body.info = infoFromHeaders(key, out);
+      return body;
     } catch (err) {
       throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
     }
