@@ -9,7 +9,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import { Transform, type Readable } from "node:stream";
-import type { Adapter, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, WriteResult } from "./types.js";
+import type { Adapter, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "./types.js";
 import { MigrateError, toMigrateError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
 
@@ -143,7 +143,11 @@ export class FsAdapter implements Adapter {
     });
   }
 
-  async write(key: string, body: Readable, source: ObjectInfo): Promise<WriteResult> {
+  /**
+   * Checks before the rename: the bytes received number `source.size`, and match `opts.md5`
+   * when given; otherwise nothing appears under the name (temporary Integrity error).
+   */
+  async write(key: string, body: Readable, source: ObjectInfo, opts?: WriteOptions): Promise<WriteResult> {
     const finalPath = this.pathOf(key);
     const dir = path.dirname(finalPath);
     const tmp = tempNameFor(finalPath);
@@ -154,14 +158,24 @@ export class FsAdapter implements Adapter {
       throw this.placeError(key, err);
     }
     let size = 0;
+    const hash = opts?.md5 ? crypto.createHash("md5") : undefined;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         size += chunk.length;
+        hash?.update(chunk);
         cb(null, chunk);
       },
     });
     try {
       await pipeline(body, counter, fs.createWriteStream(tmp, { highWaterMark: 1024 * 1024 }));
+      const got = hash?.digest("hex");
+      if (size !== source.size || (got && got !== opts?.md5)) {
+        throw new MigrateError(
+          "Integrity",
+          size !== source.size ? `${key}: received ${size} bytes, expected ${source.size}` : `${key}: received bytes have md5 ${got}, expected ${opts?.md5}`,
+          { temporary: true },
+        );
+      }
       if (source.mtime !== undefined) {
         const t = new Date(source.mtime);
         await fsp.utimes(tmp, t, t);
@@ -176,6 +190,7 @@ export class FsAdapter implements Adapter {
 
   /** Errors placing a file: a key whose parent is a file, or a file where a folder is. */
   private placeError(key: string, err: unknown): MigrateError {
+    if (err instanceof MigrateError) return err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOTDIR" || code === "EEXIST") {
       return new MigrateError("ConditionNotMatch", `${key}: a parent folder of it is a file at the destination`, { cause: err });

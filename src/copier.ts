@@ -64,6 +64,8 @@ export class Copier {
       onBytes: (n) => this.sent(n),
       shouldStop: () => this.stopping || this.fatal !== undefined,
       retry: opts.retry,
+      onRetry: (key, err, attempt, delayMs) =>
+        this.opts.onEvent?.({ type: "retry", key, attempt, delayMs, error: describeError(err) }),
     });
   }
 
@@ -158,6 +160,9 @@ export class Copier {
     const problem = verify(info.size, hasher.bytes, stored.size, md5, expectedMd5, stored.md5, hasher.crc32cBase64(), stored.crc32c);
     if (problem) {
       this.opts.onBytes?.(-hasher.bytes);
+      // Wrong bytes must not stay under the name: a missing object is copied by the next run,
+      // a wrong one would be taken for done.
+      await this.destination.delete(item.key).catch(() => undefined);
       throw new MigrateError("Integrity", `${item.key}: ${problem}`, { temporary: true });
     }
     return hasher.bytes;

@@ -40,6 +40,8 @@ export interface MultipartHooks {
   /** The run is stopping: finish parts in flight, start no more. */
   shouldStop(): boolean;
   retry: RetryPolicy;
+  /** A part's read or upload is being retried. */
+  onRetry?(key: string, err: MigrateError, attempt: number, delayMs: number): void;
 }
 
 const MiB = 1024 * 1024;
@@ -123,7 +125,7 @@ export class MultipartCopier {
                   this.hooks.onBytes(-length);
                   throw err;
                 }
-              }, { shouldStop: this.hooks.shouldStop });
+              }, this.retryHooks(item.key));
               const part = { partNumber: n, size: length, md5: partMd5, etag };
               this.store.savePart(item.key, part);
               committed.set(n, part);
@@ -198,6 +200,13 @@ export class MultipartCopier {
       }
       if (got !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${got} of ${length} bytes`, { temporary: true });
       return body;
-    }, { shouldStop: this.hooks.shouldStop });
+    }, this.retryHooks(key));
+  }
+
+  private retryHooks(key: string) {
+    return {
+      shouldStop: this.hooks.shouldStop,
+      onRetry: (err: MigrateError, attempt: number, delayMs: number) => this.hooks.onRetry?.(key, err, attempt, delayMs),
+    };
   }
 }

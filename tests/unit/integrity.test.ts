@@ -1,0 +1,113 @@
+/**
+ * A source that delivers fewer or different bytes than it announces must end in a retry and a
+ * verified object — never in a `done` row with wrong bytes. The source here is a real
+ * filesystem adapter wrapped to announce honest MD5s and then corrupt or cut the first reads.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { Transform } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { FsAdapter } from "../../adapters/fs.js";
+import { parseLocation } from "../../adapters/index.js";
+import type { Adapter, ObjectInfo } from "../../adapters/types.js";
+import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import { Copier, type CopyEvent } from "../../src/copier.js";
+import { plan } from "../../src/planner.js";
+import { tempDir } from "../helpers/cli.js";
+import { seededBytes } from "../helpers/streams.js";
+
+type Fault = "flip" | "truncate";
+
+/** The fs adapter, announcing true MD5s, whose first `faults` reads go wrong. */
+function faultySource(dir: string, fault: Fault, faults: number): Adapter & { faultsLeft: number } {
+  const inner = new FsAdapter(parseLocation(dir));
+  const md5Of = (key: string) => crypto.createHash("md5").update(fs.readFileSync(path.join(dir, key))).digest("hex");
+  const withMd5 = (o: ObjectInfo): ObjectInfo => ({ ...o, md5: md5Of(o.key) });
+  const self = {
+    faultsLeft: faults,
+    display: "faulty",
+    capabilities: { ...inner.capabilities, listMd5: true },
+    async *list(prefix?: string) {
+      for await (const o of inner.list(prefix)) yield withMd5(o);
+    },
+    stat: async (key: string) => withMd5(await inner.stat(key)),
+    read: async (key: string, range?: { start: number; end: number }) => {
+      const stream = await inner.read(key, range);
+      if (self.faultsLeft <= 0) return stream;
+      self.faultsLeft--;
+      let seen = 0;
+      const broken = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          if (fault === "flip") {
+            const c = Buffer.from(chunk);
+            if (seen === 0 && c.length) c[Math.floor(c.length / 2)] ^= 0xff;
+            seen += c.length;
+            return cb(null, c);
+          }
+          // truncate: drop everything after the first half of the first chunk
+          if (seen++ === 0) return cb(null, chunk.subarray(0, Math.floor(chunk.length / 2)));
+          cb();
+        },
+      });
+      return stream.pipe(broken);
+    },
+    write: inner.write.bind(inner),
+    delete: inner.delete.bind(inner),
+    check: inner.check.bind(inner),
+  };
+  return self;
+}
+
+async function migrateWith(source: Adapter, dstDir: string, multipart: boolean) {
+  const dst = new FsAdapter(parseLocation(dstDir));
+  const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
+    id: "t",
+    source: "faulty",
+    destination: dstDir,
+    options: { include: [], exclude: [], compare: "default", delete: false },
+  });
+  await plan({ source, destination: dst, store, options: store.job.options });
+  const events: CopyEvent[] = [];
+  const copier = new Copier(source, dst, store, {
+    concurrency: 4,
+    retry: { attempts: 5, baseDelayMs: 1, maxDelayMs: 5 },
+    multipart: { threshold: multipart ? 1024 * 1024 : Number.MAX_SAFE_INTEGER, partSize: 1024 * 1024, partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
+    onEvent: (e) => events.push(e),
+  });
+  const result = await copier.run();
+  const rows = [...store.rows()];
+  store.close();
+  return { result, rows, events };
+}
+
+describe("corrupted or truncated source streams", () => {
+  for (const fault of ["flip", "truncate"] as Fault[]) {
+    for (const multipart of [false, true]) {
+      it(`${fault}, ${multipart ? "in parts" : "single stream"}: retried, then verified`, async () => {
+        const src = tempDir("integrity-src");
+        const dstDir = tempDir("integrity-dst");
+        const data = seededBytes(5 * 1024 * 1024 + 321, 9);
+        fs.writeFileSync(path.join(src, "obj.bin"), data);
+        const source = faultySource(src, fault, 2);
+        const { result, rows, events } = await migrateWith(source, dstDir, multipart);
+        expect(source.faultsLeft).toBe(0); // the faults really happened
+        expect(events.filter((e) => e.type === "retry").length).toBeGreaterThanOrEqual(1);
+        expect(result.failed).toBe(0);
+        expect(rows.map((r) => [r.key, r.state])).toEqual([["obj.bin", "done"]]);
+        expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
+      });
+    }
+  }
+
+  it("a source that never reads right ends failed, never done, and leaves nothing under the name", async () => {
+    const src = tempDir("integrity-src");
+    const dstDir = tempDir("integrity-dst");
+    fs.writeFileSync(path.join(src, "obj.bin"), seededBytes(100_000, 3));
+    const { result, rows } = await migrateWith(faultySource(src, "truncate", 1000), dstDir, false);
+    expect(result.failed).toBe(1);
+    expect(rows[0].state).toBe("failed");
+    expect(rows[0].error).toMatch(/Integrity/);
+    expect(fs.existsSync(path.join(dstDir, "obj.bin"))).toBe(false);
+  });
+});
