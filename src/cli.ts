@@ -35,6 +35,12 @@ function size(name: string) {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** A size option whose default shows as written ("64M"), not in bytes. */
+function sizeOption(flags: string, description: string, dflt: string): Option {
+  const name = flags.split(" ")[0];
+  return new Option(flags, description).argParser(size(name)).default(parseSize(dflt), dflt);
+}
+
 interface CommonOpts {
   concurrency: number;
   report?: string;
@@ -75,10 +81,10 @@ function addRunOptions(cmd: Command): Command {
     .option("--json", "one NDJSON event per line on stdout, for scripts", false)
     .option("--debug", "stack traces on errors", false)
     .option("--retries <n>", "attempts per object for temporary errors", positiveInt("--retries"), 5)
-    .option("--multipart-threshold <size>", "objects at least this big go in parts", size("--multipart-threshold"), 64 * 1024 * 1024)
-    .option("--part-size <size>", "part size for multipart transfers", size("--part-size"), 16 * 1024 * 1024)
+    .addOption(sizeOption("--multipart-threshold <size>", "objects at least this big go in parts", "64M"))
+    .addOption(sizeOption("--part-size <size>", "part size for multipart transfers (raised to fit the service's part limit)", "16M"))
     .option("--part-concurrency <n>", "parts in flight per large object", positiveInt("--part-concurrency"), 4)
-    .option("--max-memory <size>", "cap on bytes buffered for parts, all objects together", size("--max-memory"), 512 * 1024 * 1024)
+    .addOption(sizeOption("--max-memory <size>", "cap on bytes buffered for parts, all objects together", "512M"))
     .option("--timeout <seconds>", "per-request timeout (of silence) for cloud services", positiveInt("--timeout"), 60)
     .option("--tps-limit <n>", "at most this many requests per second to each service", positiveInt("--tps-limit"))
     .option("--bwlimit <size>", "at most this many bytes per second, e.g. 10M", size("--bwlimit"));
