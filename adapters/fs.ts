@@ -8,7 +8,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import crypto from "node:crypto";
 import { pipeline } from "node:stream/promises";
-import { Transform, type Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import type { Adapter, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "./types.js";
 import { MigrateError, toMigrateError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
@@ -25,6 +25,8 @@ function tempNameFor(finalPath: string): string {
   return path.join(path.dirname(finalPath), TEMP_PREFIX + digest);
 }
 const NAME_MAX = 255;
+/** Files up to this size are read with one read call. */
+const SMALL_FILE = 256 * 1024;
 
 const capabilities: Capabilities = Object.freeze({
   readRange: true,
@@ -135,12 +137,30 @@ export class FsAdapter implements Adapter {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new MigrateError("NotFound", `${key}: no such file`);
       throw toMigrateError(err);
     }
-    return handle.createReadStream({
-      start: range?.start,
-      end: range?.end,
-      highWaterMark: 1024 * 1024,
-      autoClose: true,
-    });
+    try {
+      const size = range ? range.end - range.start + 1 : (await handle.stat()).size;
+      if (size <= SMALL_FILE) {
+        // Small files in one read: a stream per file costs more than the bytes (buffers, GC).
+        const buf = Buffer.allocUnsafe(size);
+        let got = 0;
+        while (got < size) {
+          const { bytesRead } = await handle.read(buf, got, size - got, (range?.start ?? 0) + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        await handle.close();
+        return Readable.from(got === size ? [buf] : [buf.subarray(0, got)], { objectMode: false });
+      }
+      return handle.createReadStream({
+        start: range?.start,
+        end: range?.end,
+        highWaterMark: Math.min(size, 1024 * 1024),
+        autoClose: true,
+      });
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw toMigrateError(err);
+    }
   }
 
   /**
@@ -152,11 +172,12 @@ export class FsAdapter implements Adapter {
     const dir = path.dirname(finalPath);
     const tmp = tempNameFor(finalPath);
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      await this.ensureDir(dir);
     } catch (err) {
       body.destroy();
       throw this.placeError(key, err);
     }
+    if (source.size <= SMALL_FILE) return this.writeSmall(key, body, source, tmp, finalPath, opts);
     let size = 0;
     const hash = opts?.md5 ? crypto.createHash("md5") : undefined;
     const counter = new Transform({
@@ -186,6 +207,55 @@ export class FsAdapter implements Adapter {
       throw this.placeError(key, err);
     }
     return { size };
+  }
+
+  /** A small object in one write call, skipping the stream machinery (it dominates per-file cost). */
+  private async writeSmall(key: string, body: Readable, source: ObjectInfo, tmp: string, finalPath: string, opts?: WriteOptions): Promise<WriteResult> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const c of body as AsyncIterable<Buffer>) {
+        chunks.push(c);
+        size += c.length;
+        if (size > source.size) break;
+      }
+    } catch (err) {
+      throw toMigrateError(err);
+    }
+    const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    const got = opts?.md5 ? crypto.createHash("md5").update(buf).digest("hex") : undefined;
+    if (size !== source.size || (got && got !== opts?.md5)) {
+      body.destroy();
+      throw new MigrateError(
+        "Integrity",
+        size !== source.size ? `${key}: received ${size}${size > source.size ? "+" : ""} bytes, expected ${source.size}` : `${key}: received bytes have md5 ${got}, expected ${opts?.md5}`,
+        { temporary: true },
+      );
+    }
+    try {
+      const handle = await fsp.open(tmp, "w");
+      try {
+        await handle.write(buf, 0, buf.length, 0);
+        if (source.mtime !== undefined) await handle.utimes(new Date(source.mtime), new Date(source.mtime));
+      } finally {
+        await handle.close();
+      }
+      await fsp.rename(tmp, finalPath);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw this.placeError(key, err);
+    }
+    return { size };
+  }
+
+  /** Folders known to exist (bounded), to spare a mkdir call per file. */
+  private readonly madeDirs = new Set<string>();
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true });
+    if (this.madeDirs.size > 10_000) this.madeDirs.clear();
+    this.madeDirs.add(dir);
   }
 
   /** Errors placing a file: a key whose parent is a file, or a file where a folder is. */

@@ -289,6 +289,13 @@ export class SqliteCheckpoint implements CheckpointStore {
     this.st.complete.run(bytes, id);
   }
 
+  completeMany(done: { id: number; bytes: number }[]): void {
+    const st = this.st.complete;
+    this.db.transaction(() => {
+      for (const d of done) st.run(d.bytes, d.id);
+    })();
+  }
+
   fail(id: number, error: string): void {
     this.st.fail.run(error, id);
   }

@@ -121,6 +121,8 @@ export interface CheckpointStore {
   /** Up to `limit` pending rows not yet handed out by this store instance, in plan order. */
   claim(limit: number): WorkItem[];
   complete(id: number, bytes: number): void;
+  /** Several completions in one transaction (group commit): durable together when it returns. */
+  completeMany(done: { id: number; bytes: number }[]): void;
   fail(id: number, error: string): void;
   /** Record bytes moved for an object still in progress (large objects). */
   progress(id: number, bytesDone: number, partsDone: number, partsTotal: number): void;

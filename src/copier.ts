@@ -47,12 +47,18 @@ export interface RunResult extends CopyTotals {
 
 /** How many rows to take from the store at a time. */
 const CLAIM_BATCH = 512;
+/** Group commit: completions are committed together at most this often, or this many at once. */
+const COMMIT_INTERVAL_MS = 20;
+const COMMIT_BATCH = 256;
 
 export class Copier {
   private stopping = false;
   private fatal?: MigrateError;
   private readonly totals: CopyTotals = { copied: 0, copiedBytes: 0, deleted: 0, failed: 0, bytesSent: 0 };
   private readonly multipart: MultipartCopier;
+  /** Completions not yet committed; they are reported only once committed. */
+  private uncommitted: { item: WorkItem; bytes: number }[] = [];
+  private commitTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly source: Adapter,
@@ -94,6 +100,7 @@ export class Copier {
       }
     }
     await Promise.all(inflight);
+    this.commit();
     return { ...this.totals, interrupted: this.stopping && !this.fatal, fatal: this.fatal };
   }
 
@@ -109,13 +116,7 @@ export class Copier {
           this.opts.onEvent?.({ type: "retry", key: item.key, attempt, delayMs, error: describeError(err) }),
         shouldStop: () => this.fatal !== undefined,
       });
-      this.store.complete(item.id, bytes);
-      if (item.action === "delete") this.totals.deleted++;
-      else {
-        this.totals.copied++;
-        this.totals.copiedBytes += bytes;
-      }
-      this.opts.onEvent?.({ type: "object", key: item.key, action: item.action, state: "done", bytes });
+      this.recordDone(item, bytes);
     } catch (raw) {
       const err = toMigrateError(raw);
       if (err instanceof Interrupted) return; // stays pending; its parts are recorded
@@ -127,6 +128,30 @@ export class Copier {
       this.store.fail(item.id, describeError(err));
       this.totals.failed++;
       this.opts.onEvent?.({ type: "object", key: item.key, action: item.action, state: "failed", bytes: 0, error: describeError(err) });
+    }
+  }
+
+  private recordDone(item: WorkItem, bytes: number): void {
+    this.uncommitted.push({ item, bytes });
+    if (this.uncommitted.length >= COMMIT_BATCH) this.commit();
+    else this.commitTimer ??= setTimeout(() => this.commit(), COMMIT_INTERVAL_MS);
+  }
+
+  /** Commit pending completions in one transaction, then report them (never before). */
+  private commit(): void {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    if (!this.uncommitted.length) return;
+    const batch = this.uncommitted;
+    this.uncommitted = [];
+    this.store.completeMany(batch.map((d) => ({ id: d.item.id, bytes: d.bytes })));
+    for (const { item, bytes } of batch) {
+      if (item.action === "delete") this.totals.deleted++;
+      else {
+        this.totals.copied++;
+        this.totals.copiedBytes += bytes;
+      }
+      this.opts.onEvent?.({ type: "object", key: item.key, action: item.action, state: "done", bytes });
     }
   }
 
