@@ -333,7 +333,7 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
 
     async function upload(a: Adapter, key: string, parts: Buffer[], src: ObjectInfo) {
       const mp = a.multipart!;
-      const id = await mp.startUpload(key, src);
+      const id = await mp.startUpload(key, src, parts[0]?.length ?? 0);
       const done = await Promise.all(
         parts.map(async (b, i) => ({ partNumber: i + 1, etag: await mp.uploadPart(key, id, i + 1, b, md5hex(b)), size: b.length })),
       );
@@ -381,7 +381,7 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
 
     it("rejects a part whose md5 does not match", async () => {
       const mp = adapter.multipart!;
-      const id = await mp.startUpload("p.bin", { key: "p", size: 3 });
+      const id = await mp.startUpload("p.bin", { key: "p", size: 3 }, 3);
       const e = await caught(mp.uploadPart("p.bin", id, 1, Buffer.from("abc"), "0".repeat(32)));
       expect(e.kind).toBe("Integrity");
     });
