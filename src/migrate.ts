@@ -292,7 +292,7 @@ async function finish(
   if (throttle) out.info(throttle);
   out.info(
     `${status === "done" ? "Done" : "Stopped"} in ${formatDuration(elapsedMs)}: copied ${plural(result.copied, "object")} ` +
-      `(${formatBytes(result.copiedBytes)}, ${formatBytes(rate)}/s), ${formatCount(unchanged)} unchanged, ` +
+      `(${formatBytes(result.copiedBytes)}, ${formatBytes(rate)}/s, ${formatCount(Math.round(elapsedMs > 0 ? (result.copied / elapsedMs) * 1000 : 0))} objects/s), ${formatCount(unchanged)} unchanged, ` +
       `${formatCount(result.deleted)} deleted, ${formatCount(failed)} failed.`,
   );
   out.event("summary", {
