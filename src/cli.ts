@@ -8,7 +8,8 @@ import { ExitCode, MigrateError, describeError, toMigrateError, usageError } fro
 import { Output } from "./output.js";
 import { defaultStateDir } from "../checkpoints/jobs.js";
 import { reportFormat } from "./report.js";
-import { listJobs, migrate, resume, status, type RunSettings } from "./migrate.js";
+import { migrate, resume, type RunSettings } from "./migrate.js";
+import { listJobs, status } from "./jobs-view.js";
 import type { JobOptions } from "../checkpoints/types.js";
 import { parseSize } from "./size.js";
 

@@ -14,7 +14,7 @@
  * transactional MD5, GCS md5Hash); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
  */
-import { createMD5, type IHasher } from "hash-wasm";
+import { createMD5 } from "hash-wasm";
 import pLimit from "p-limit";
 import type { Adapter, ObjectInfo } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";

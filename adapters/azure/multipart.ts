@@ -12,7 +12,7 @@
  */
 import crypto from "node:crypto";
 import type { Readable } from "node:stream";
-import type { BlockBlobClient, ContainerClient } from "@azure/storage-blob";
+import type { BlockBlobClient } from "@azure/storage-blob";
 import type { MultipartSteps, ObjectInfo, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { mapAzureError } from "./errors.js";
