@@ -66,12 +66,19 @@ export class JobDirectory {
     return out;
   }
 
-  /** The most recently active job that has not finished cleanly. */
+  /**
+   * The most recently active job that has not finished cleanly. When there is none but some
+   * checkpoint cannot be read, that is said (it may be the job the user means), not passed over.
+   */
   latestUnfinished(): JobRecord | undefined {
-    return this.list()
+    const all = this.list();
+    const latest = all
       .map((l) => l.job)
       .filter((j): j is JobRecord => j !== undefined && j.status !== "done")
       .sort((a, b) => b.updatedAt - a.updatedAt)[0];
+    const unreadable = all.find((l) => l.problem);
+    if (!latest && unreadable) throw new MigrateError("ConfigInvalid", unreadable.problem!, { scope: "run" });
+    return latest;
   }
 
   /** Find a job by id or unique id prefix. */

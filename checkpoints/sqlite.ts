@@ -132,9 +132,12 @@ function openChecked(file: string, readonly: boolean): Database.Database {
     if (version > SCHEMA_VERSION) {
       throw unusable(file, `was written by a newer cloudmigrate (schema ${version}; this one reads ${SCHEMA_VERSION}): upgrade cloudmigrate to resume it`);
     }
-    // Touch every table so a truncated or damaged file fails here, not half-way through a run.
-    db.prepare("SELECT count(*) FROM objects").get();
-    db.prepare("SELECT count(*) FROM parts").get();
+    // Read every page now, so a truncated or damaged file fails here, not half-way through a run
+    // (a plain count(*) is answered from an index and would miss damaged table pages).
+    if (!readonly) {
+      const check = db.pragma("quick_check", { simple: true });
+      if (check !== "ok") throw new Error(String(check).replace(/\s+/g, " ").trim().slice(0, 200));
+    }
     readJob(db);
     return db;
   } catch (err) {
@@ -205,9 +208,9 @@ export class SqliteCheckpoint implements CheckpointStore {
       ),
       claim: db.prepare("SELECT * FROM objects WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?"),
       complete: db.prepare(
-        "UPDATE objects SET state = 'done', error = NULL, attempts = attempts + 1, bytes_done = ? WHERE id = ?",
+        "UPDATE objects SET state = 'done', error = NULL, attempts = attempts + ?, bytes_done = ? WHERE id = ?",
       ),
-      fail: db.prepare("UPDATE objects SET state = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?"),
+      fail: db.prepare("UPDATE objects SET state = 'failed', error = ?, attempts = attempts + ? WHERE id = ?"),
       progress: db.prepare("UPDATE objects SET bytes_done = ?, parts_done = ?, parts_total = ? WHERE id = ?"),
       touch: db.prepare("UPDATE job SET updated_at = ?"),
       getUpload: db.prepare("SELECT * FROM uploads WHERE key = ?"),
@@ -285,19 +288,19 @@ export class SqliteCheckpoint implements CheckpointStore {
     }));
   }
 
-  complete(id: number, bytes: number): void {
-    this.st.complete.run(bytes, id);
+  complete(id: number, bytes: number, attempts = 1): void {
+    this.st.complete.run(attempts, bytes, id);
   }
 
-  completeMany(done: { id: number; bytes: number }[]): void {
+  completeMany(done: { id: number; bytes: number; attempts?: number }[]): void {
     const st = this.st.complete;
     this.db.transaction(() => {
-      for (const d of done) st.run(d.bytes, d.id);
+      for (const d of done) st.run(d.attempts ?? 1, d.bytes, d.id);
     })();
   }
 
-  fail(id: number, error: string): void {
-    this.st.fail.run(error, id);
+  fail(id: number, error: string, attempts = 1): void {
+    this.st.fail.run(error, attempts, id);
   }
 
   progress(id: number, bytesDone: number, partsDone: number, partsTotal: number): void {

@@ -120,10 +120,11 @@ export interface CheckpointStore {
   requeueFailed(): void;
   /** Up to `limit` pending rows not yet handed out by this store instance, in plan order. */
   claim(limit: number): WorkItem[];
-  complete(id: number, bytes: number): void;
+  complete(id: number, bytes: number, attempts?: number): void;
   /** Several completions in one transaction (group commit): durable together when it returns. */
-  completeMany(done: { id: number; bytes: number }[]): void;
-  fail(id: number, error: string): void;
+  completeMany(done: { id: number; bytes: number; attempts?: number }[]): void;
+  /** `attempts`: how many tries this run made (default 1); added to the row's count. */
+  fail(id: number, error: string, attempts?: number): void;
   /** Record bytes moved for an object still in progress (large objects). */
   progress(id: number, bytesDone: number, partsDone: number, partsTotal: number): void;
 

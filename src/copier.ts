@@ -57,7 +57,7 @@ export class Copier {
   private readonly totals: CopyTotals = { copied: 0, copiedBytes: 0, deleted: 0, failed: 0, bytesSent: 0 };
   private readonly multipart: MultipartCopier;
   /** Completions not yet committed; they are reported only once committed. */
-  private uncommitted: { item: WorkItem; bytes: number }[] = [];
+  private uncommitted: { item: WorkItem; bytes: number; attempts: number }[] = [];
   private commitTimer?: NodeJS.Timeout;
 
   constructor(
@@ -110,13 +110,16 @@ export class Copier {
   }
 
   private async process(item: WorkItem): Promise<void> {
+    let attempts = 1;
     try {
       const bytes = await withRetry(this.opts.retry, () => this.carryOut(item), {
-        onRetry: (err, attempt, delayMs) =>
-          this.opts.onEvent?.({ type: "retry", key: item.key, attempt, delayMs, error: describeError(err) }),
+        onRetry: (err, attempt, delayMs) => {
+          attempts = attempt + 1;
+          this.opts.onEvent?.({ type: "retry", key: item.key, attempt, delayMs, error: describeError(err) });
+        },
         shouldStop: () => this.fatal !== undefined,
       });
-      this.recordDone(item, bytes);
+      this.recordDone(item, bytes, attempts);
     } catch (raw) {
       const err = toMigrateError(raw);
       if (err instanceof Interrupted) return; // stays pending; its parts are recorded
@@ -125,14 +128,19 @@ export class Copier {
         this.fatal ??= err;
         return;
       }
-      this.store.fail(item.id, describeError(err));
+      try {
+        this.store.fail(item.id, describeError(err), attempts);
+      } catch (storeErr) {
+        this.fatal ??= toMigrateError(storeErr);
+        return;
+      }
       this.totals.failed++;
       this.opts.onEvent?.({ type: "object", key: item.key, action: item.action, state: "failed", bytes: 0, error: describeError(err) });
     }
   }
 
-  private recordDone(item: WorkItem, bytes: number): void {
-    this.uncommitted.push({ item, bytes });
+  private recordDone(item: WorkItem, bytes: number, attempts: number): void {
+    this.uncommitted.push({ item, bytes, attempts });
     if (this.uncommitted.length >= COMMIT_BATCH) this.commit();
     else this.commitTimer ??= setTimeout(() => this.commit(), COMMIT_INTERVAL_MS);
   }
@@ -144,7 +152,13 @@ export class Copier {
     if (!this.uncommitted.length) return;
     const batch = this.uncommitted;
     this.uncommitted = [];
-    this.store.completeMany(batch.map((d) => ({ id: d.item.id, bytes: d.bytes })));
+    try {
+      this.store.completeMany(batch.map((d) => ({ id: d.item.id, bytes: d.bytes, attempts: d.attempts })));
+    } catch (err) {
+      // The checkpoint cannot record progress: stop the run; these objects stay pending.
+      this.fatal ??= toMigrateError(err);
+      return;
+    }
     for (const { item, bytes } of batch) {
       if (item.action === "delete") this.totals.deleted++;
       else {

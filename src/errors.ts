@@ -116,6 +116,15 @@ export function toMigrateError(err: unknown): MigrateError {
   if (code && TRANSIENT_CODES.has(code)) {
     return new MigrateError("Unexpected", `${code}: ${message}`, { temporary: true, cause: err });
   }
+  if (code?.startsWith("SQLITE_")) {
+    // The checkpoint itself failed: nothing more can be recorded, so the run must stop.
+    const damaged = code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB";
+    return new MigrateError(
+      damaged ? "ConfigInvalid" : "Unexpected",
+      damaged ? `the checkpoint is damaged (${message}); run with --fresh to start the job over` : `checkpoint: ${message}`,
+      { scope: "run", cause: err },
+    );
+  }
   if (code && FS_CODES[code]) {
     const { kind, temporary } = FS_CODES[code];
     return new MigrateError(kind, message, { temporary, cause: err });

@@ -6,9 +6,10 @@
  *   may have in flight; successes win them back one at a time (AIMD), up to the configured cap.
  */
 import { Transform, pipeline, type TransformCallback } from "node:stream";
-import type { Adapter, MultipartSteps, ObjectStream } from "../adapters/types.js";
+import type { Adapter, MultipartSteps, ObjectInfo, ObjectStream } from "../adapters/types.js";
 import { toMigrateError } from "./errors.js";
-import { sleep } from "./retry.js";
+import { backoffDelay, sleep, withRetry, type RetryPolicy } from "./retry.js";
+import { compareKeys } from "./keys.js";
 
 /** Tokens refill continuously at `rate` per second, up to one second's worth. */
 export class TokenBucket {
@@ -86,6 +87,8 @@ export class AdaptiveLimit {
 }
 
 export interface LimitSettings {
+  /** Retries for requests the engine does not retry itself (listing pages, checks). */
+  retry: RetryPolicy;
   /** Requests per second to this service; undefined for no cap. */
   tps?: number;
   /** Shared bytes-per-second bucket for writes; undefined for no cap. */
@@ -105,6 +108,31 @@ function throttleStream(bucket: TokenBucket): Transform {
       bucket.take(chunk.length).then(() => cb(null, chunk), cb);
     },
   });
+}
+
+/**
+ * A listing that survives temporary errors: it lists again after a backoff and skips the keys it
+ * already yielded (listings come in key order), so a reset mid-listing does not end the run.
+ */
+async function* retryingList(inner: Adapter, prefix: string | undefined, policy: RetryPolicy, pace: () => Promise<void> | undefined): AsyncGenerator<ObjectInfo> {
+  let last: string | undefined;
+  let failures = 0;
+  for (;;) {
+    try {
+      await pace();
+      for await (const o of inner.list(prefix)) {
+        if (last !== undefined && compareKeys(o.key, last) <= 0) continue;
+        last = o.key;
+        failures = 0;
+        yield o;
+      }
+      return;
+    } catch (raw) {
+      const err = toMigrateError(raw);
+      if (!err.temporary || ++failures >= policy.attempts) throw err;
+      await sleep(backoffDelay(policy, failures - 1, err));
+    }
+  }
 }
 
 /** Wrap `inner` so every request goes through the limits. The result keeps the same contract. */
@@ -140,7 +168,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     display: inner.display,
     capabilities: inner.capabilities,
     concurrency: gate,
-    list: (prefix) => inner.list(prefix),
+    list: (prefix) => retryingList(inner, prefix, s.retry, () => tps?.take(1)),
     stat: (key) => request(() => inner.stat(key)),
     // A read holds its slot until the stream is done with.
     read: async (key, range) => {
@@ -168,7 +196,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     write: (key, body, source, opts) =>
       request(() => inner.write(key, s.bandwidth ? pipeline(body, throttleStream(s.bandwidth), () => undefined) : body, source, opts)),
     delete: (key) => request(() => inner.delete(key)),
-    check: (role) => inner.check(role),
+    check: (role) => withRetry(s.retry, () => request(() => inner.check(role))),
     keyProblem: inner.keyProblem?.bind(inner),
     computeMd5: inner.computeMd5?.bind(inner),
     multipart,

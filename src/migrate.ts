@@ -58,6 +58,7 @@ async function openPair(source: Location, destination: Location, opts: AdapterOp
     );
   }
   const limits = (): LimitSettings => ({
+    retry: settings.retry,
     tps: settings.tpsLimit,
     bandwidth,
     maxInFlight: settings.concurrency * Math.max(1, settings.multipart?.partConcurrency ?? 1),
@@ -182,7 +183,7 @@ async function dryRun(req: MigrateRequest, src: Adapter, dst: Adapter, settings:
   });
   try {
     const progress = makeProgress(settings, out);
-    await plan({ source: src, destination: dst, store, options: req.options, onProgress: (p) => progress.planning(p.planned) });
+    await plan({ source: src, destination: dst, store, options: req.options, onProgress: (p) => progress.planning(p.planned), retry: settings.retry });
     progress.stop();
     const counts = store.counts();
     out.info(`${req.mode === "diff" ? "Differences" : "Plan (dry run, nothing changed)"}: ${src.display} → ${dst.display}`);
@@ -234,6 +235,7 @@ async function execute(store: SqliteCheckpoint, src: Adapter, dst: Adapter, sett
         options: job.options,
         onProgress: (p) => progress.planning(p.planned),
         shouldStop: () => stopRequested,
+        retry: settings.retry,
       });
       if (!whole) {
         progress.stop();

@@ -10,6 +10,7 @@ import type { Action, CheckpointStore, JobOptions, PlanRow } from "../checkpoint
 import { compareKeys } from "./keys.js";
 import { MigrateError } from "./errors.js";
 import { readAhead } from "./readahead.js";
+import { defaultRetryPolicy, withRetry, type RetryPolicy } from "./retry.js";
 
 export type CompareMode = JobOptions["compare"];
 
@@ -129,6 +130,8 @@ export interface PlanInput {
   batchSize?: number;
   /** Checked between rows: stop planning (the plan stays resumable). */
   shouldStop?: () => boolean;
+  /** Retries for the few requests planning makes (a stat or checksum per same-size object). */
+  retry?: RetryPolicy;
 }
 
 /**
@@ -164,7 +167,7 @@ export async function plan(input: PlanInput): Promise<boolean> {
     const key = (pair.src ?? pair.dst)!.key;
     if (!keep(key)) continue;
     if (resumeAfter !== undefined && compareKeys(key, resumeAfter) <= 0) continue;
-    const decision = decide(pair, source, destination, options);
+    const decision = withRetry(input.retry ?? defaultRetryPolicy, () => decide(pair, source, destination, options));
     decision.catch(() => undefined); // awaited in order below; don't report it unhandled meanwhile
     window.push(decision);
     if (window.length >= DECISION_WINDOW) {

@@ -33,7 +33,8 @@ export async function withRetry<T>(policy: RetryPolicy, fn: (attempt: number) =>
       return await fn(attempt);
     } catch (raw) {
       const err = toMigrateError(raw);
-      if (!err.temporary || err.scope === "run" || attempt >= policy.attempts || hooks.shouldStop?.()) throw err;
+      // A run-scoped error that is temporary (a throttled bucket check) is retried like any other.
+      if (!err.temporary || attempt >= policy.attempts || hooks.shouldStop?.()) throw err;
       const delay = backoffDelay(policy, attempt - 1, err);
       hooks.onRetry?.(err, attempt, delay);
       await sleep(delay);
