@@ -5,6 +5,7 @@
  * On power loss NORMAL may lose the last few commits; those objects are simply copied again,
  * which is safe, so we do not pay an fsync per object.
  */
+import fs from "node:fs";
 import Database from "better-sqlite3";
 import type {
   Action,
@@ -94,14 +95,27 @@ function toRecord(r: ObjectRow): ObjectRecord {
   };
 }
 
-/** Read a job record from a file without taking it over (for `jobs` and lookups). */
+/** Read a job record from a file without taking it over (for `jobs` and lookups); damage shows. */
 export function peekJob(file: string): JobRecord {
-  const db = openChecked(file, true);
+  const sidecars = ["-wal", "-shm"].filter((x) => !fs.existsSync(file + x));
+  let db: Database.Database | undefined;
   try {
+    db = openChecked(file, true, true);
     return readJob(db);
   } finally {
-    db.close();
+    db?.close();
+    removeSidecarsWeMade(file, sidecars);
   }
+}
+
+/**
+ * A read-only open of a WAL database may create its -wal/-shm files. When neither existed before,
+ * no other connection had the file open, so the ones our look made can go: a file we only looked
+ * at (or refused) is left as we found it.
+ */
+function removeSidecarsWeMade(file: string, absentBefore: string[]): void {
+  if (absentBefore.length !== 2) return;
+  for (const x of absentBefore) fs.rmSync(file + x, { force: true });
 }
 
 function unusable(file: string, why: string): CheckpointUnusable {
@@ -110,8 +124,12 @@ function unusable(file: string, why: string): CheckpointUnusable {
   );
 }
 
-/** Open and validate: a SQLite file of ours, of a schema we can read. */
-function openChecked(file: string, readonly: boolean): Database.Database {
+/**
+ * Open and validate: a SQLite file of ours, of a schema we can read; with `thorough`, every page
+ * is read too. Validation runs on a read-only connection, so a file we refuse is left exactly as
+ * it was (a read-write close would fold its WAL into it).
+ */
+function openChecked(file: string, readonly: boolean, thorough = false): Database.Database {
   let db: Database.Database;
   try {
     db = new Database(file, { readonly, fileMustExist: true });
@@ -134,7 +152,7 @@ function openChecked(file: string, readonly: boolean): Database.Database {
     }
     // Read every page now, so a truncated or damaged file fails here, not half-way through a run
     // (a plain count(*) is answered from an index and would miss damaged table pages).
-    if (!readonly) {
+    if (thorough) {
       const check = db.pragma("quick_check", { simple: true });
       if (check !== "ok") throw new Error(String(check).replace(/\s+/g, " ").trim().slice(0, 200));
     }
@@ -196,6 +214,14 @@ export class SqliteCheckpoint implements CheckpointStore {
 
   /** Open an existing job file, refusing damaged, foreign or newer files. */
   static open(file: string): SqliteCheckpoint {
+    // A read-only connection may create -wal/-shm files; a refused file is left as found.
+    const sidecars = ["-wal", "-shm"].filter((x) => !fs.existsSync(file + x));
+    try {
+      openChecked(file, true, true).close();
+    } catch (err) {
+      removeSidecarsWeMade(file, sidecars);
+      throw err;
+    }
     return new SqliteCheckpoint(openChecked(file, false));
   }
 
