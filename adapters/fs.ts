@@ -37,7 +37,7 @@ const capabilities: Capabilities = Object.freeze({
   mtimePrecisionMs: 1,
   maxKeyBytes: 4095,
   metadata: false,
-  multipart: Object.freeze({ minPartSize: 1, maxPartSize: 5 * 1024 ** 3, maxParts: 100_000 }),
+  multipart: Object.freeze({ minPartSize: 1, maxPartSize: 5 * 1024 ** 3, maxParts: 100_000, defaultThreshold: 8 * 1024 ** 3 }),
 });
 
 export class FsAdapter implements Adapter {

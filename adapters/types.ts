@@ -75,6 +75,16 @@ export interface Capabilities {
     readonly minPartSize: number;
     readonly maxPartSize: number;
     readonly maxParts: number;
+    /**
+     * Objects at least this big go in parts unless the user says otherwise. A local disk gains
+     * nothing from parallel parts (one stream is faster), so the filesystem sets this high.
+     */
+    readonly defaultThreshold?: number;
+    /**
+     * The whole-object MD5 can be stored with the object only if known when the upload starts
+     * (S3 takes metadata at CreateMultipartUpload, not at completion).
+     */
+    readonly md5AtStart?: boolean;
   };
 }
 

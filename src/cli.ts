@@ -50,7 +50,7 @@ interface CommonOpts {
   json: boolean;
   debug: boolean;
   retries: number;
-  multipartThreshold: number;
+  multipartThreshold?: number;
   partSize: number;
   partConcurrency: number;
   maxMemory: number;
@@ -82,7 +82,7 @@ function addRunOptions(cmd: Command): Command {
     .option("--json", "one NDJSON event per line on stdout, for scripts", false)
     .option("--debug", "stack traces on errors", false)
     .option("--retries <n>", "attempts per object for temporary errors", positiveInt("--retries"), 5)
-    .addOption(sizeOption("--multipart-threshold <size>", "objects at least this big go in parts", "64M"))
+    .option("--multipart-threshold <size>", "objects at least this big go in parts (default: 64M; 8G into a local folder)", size("--multipart-threshold"))
     .addOption(sizeOption("--part-size <size>", "part size for multipart transfers (raised to fit the service's part limit)", "16M"))
     .option("--part-concurrency <n>", "parts in flight per large object", positiveInt("--part-concurrency"), 4)
     .addOption(sizeOption("--max-memory <size>", "cap on bytes buffered for parts, all objects together", "512M"))

@@ -24,8 +24,8 @@ import { ByteBudget } from "./memory.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 
 export interface MultipartSettings {
-  /** Objects at least this big go in parts. */
-  threshold: number;
+  /** Objects at least this big go in parts; unset: the destination's default (else 64 MiB). */
+  threshold?: number;
   /** Preferred part size; raised when the object would need more parts than the service allows. */
   partSize: number;
   /** Parts in flight per object. */
@@ -45,6 +45,7 @@ export interface MultipartHooks {
 }
 
 const MiB = 1024 * 1024;
+const DEFAULT_THRESHOLD = 64 * MiB;
 
 /** The part size for an object: the preferred size, within the service's limits. */
 export function choosePartSize(size: number, preferred: number, limits: { minPartSize: number; maxPartSize: number; maxParts: number }): number {
@@ -68,7 +69,9 @@ export class MultipartCopier {
 
   /** Whether an object of this size goes in parts here. */
   applies(size: number): boolean {
-    return Boolean(this.destination.multipart && this.destination.capabilities.multipart && this.source.capabilities.readRange && size >= this.settings.threshold);
+    const caps = this.destination.capabilities.multipart;
+    const threshold = this.settings.threshold ?? caps?.defaultThreshold ?? DEFAULT_THRESHOLD;
+    return Boolean(this.destination.multipart && caps && this.source.capabilities.readRange && size >= threshold);
   }
 
   /** Copy one large object, continuing a recorded upload if there is one. Returns its size. */
@@ -173,6 +176,11 @@ export class MultipartCopier {
     const recorded = this.store.getUpload(key);
     if (recorded && recorded.size === info.size && recorded.mtime === info.mtime && recorded.partSize === partSize) return recorded;
     if (recorded) await this.abandon(key, recorded.uploadId);
+    if (!info.md5 && this.destination.capabilities.multipart?.md5AtStart && this.source.computeMd5) {
+      // Cheaper than the alternative (the service copying the object onto itself to add it),
+      // and the parts read later are then checked against it end to end.
+      info.md5 = await this.source.computeMd5(key);
+    }
     const uploadId = await this.destination.multipart!.startUpload(key, info, partSize);
     const fresh = { key, uploadId, partSize, size: info.size, mtime: info.mtime };
     this.store.saveUpload(fresh);
