@@ -160,7 +160,17 @@ export class MultipartCopier {
       throw new MigrateError("Integrity", `${item.key}: md5 of bytes read ${wholeMd5} differs from source's ${info.md5}`, { temporary: true });
     }
     const parts = [...committed.values()].sort((a, b) => a.partNumber - b.partNumber).map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.size }));
-    const result = await steps.completeUpload(item.key, upload.uploadId, parts, info, wholeMd5);
+    let result;
+    try {
+      result = await steps.completeUpload(item.key, upload.uploadId, parts, info, wholeMd5);
+    } catch (raw) {
+      const err = toMigrateError(raw);
+      if (err.temporary || err.scope === "run") throw err;
+      // The service refuses parts we recorded as committed (seen: a stalled duplicate of a part
+      // request landing late and replacing it). This upload cannot be finished: start over.
+      await this.abandon(item.key, upload.uploadId);
+      throw new MigrateError("Integrity", `${item.key}: the upload could not be completed (${err.message}); starting it again`, { temporary: true, cause: err });
+    }
     this.store.deleteUpload(item.key);
     if (result.size !== info.size) {
       throw new MigrateError("Integrity", `${item.key}: destination stored ${result.size} bytes, expected ${info.size}`, { temporary: true });

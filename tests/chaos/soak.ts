@@ -105,7 +105,10 @@ async function leg(label: string, args: string[], env: Record<string, string>, s
     }
     if (r.signal === "SIGKILL" && killAfter !== undefined) totals.kills++;
     else if (r.code === 0) return true;
-    else totals.unexpected.push(`${label}: exit ${r.code ?? r.signal}: ${r.stderr.trim().split("\n").slice(-1)[0] ?? ""}`);
+    else {
+      const failed = r.events.filter((e) => e.event === "object" && e.state === "failed").map((e) => `${String(e.key)}: ${String(e.error)}`);
+      totals.unexpected.push(`${label}: exit ${r.code ?? r.signal}: ${r.stderr.trim().split("\n").slice(-1)[0] ?? ""}${failed.length ? ` [${failed.join("; ")}]` : ""}`);
+    }
     if (hasJob(state)) for (const k of doneKeys(state)) recorded.add(k);
   }
   totals.unexpected.push(`${label}: gave up after 40 runs`);

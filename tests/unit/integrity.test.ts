@@ -15,6 +15,7 @@ import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier, type CopyEvent } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
+import { MigrateError } from "../../src/errors.js";
 import { seededBytes } from "../helpers/streams.js";
 
 type Fault = "flip" | "truncate";
@@ -109,5 +110,51 @@ describe("corrupted or truncated source streams", () => {
     expect(rows[0].state).toBe("failed");
     expect(rows[0].error).toMatch(/Integrity/);
     expect(fs.existsSync(path.join(dstDir, "obj.bin"))).toBe(false);
+  });
+});
+
+describe("an upload the service can no longer complete", () => {
+  it("is abandoned and started again, ending verified", async () => {
+    const src = tempDir("integrity-src");
+    const dstDir = tempDir("integrity-dst");
+    const data = seededBytes(3 * 1024 * 1024 + 7, 11);
+    fs.writeFileSync(path.join(src, "obj.bin"), data);
+    const dst = new FsAdapter(parseLocation(dstDir));
+    const steps = dst.multipart;
+    let refusals = 1;
+    const aborted: string[] = [];
+    // The service says a part we recorded is gone (as MinIO did when a stalled duplicate landed).
+    const flaky: Adapter = Object.assign(Object.create(dst) as FsAdapter, {
+      multipart: {
+        ...steps,
+        completeUpload: async (...args: Parameters<typeof steps.completeUpload>) => {
+          if (refusals-- > 0) throw new MigrateError("ConditionNotMatch", "InvalidPart: one or more parts could not be found");
+          return steps.completeUpload(...args);
+        },
+        abortUpload: async (key: string, id: string) => {
+          aborted.push(id);
+          return steps.abortUpload(key, id);
+        },
+      },
+    });
+    const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
+      id: "t",
+      source: src,
+      destination: dstDir,
+      options: { include: [], exclude: [], compare: "default", delete: false },
+    });
+    const source = new FsAdapter(parseLocation(src));
+    await plan({ source, destination: flaky, store, options: store.job.options });
+    const copier = new Copier(source, flaky, store, {
+      concurrency: 2,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { threshold: 1024 * 1024, partSize: 1024 * 1024, partConcurrency: 2, maxMemory: 16 * 1024 * 1024 },
+    });
+    const result = await copier.run();
+    expect(result.failed).toBe(0);
+    expect(aborted).toHaveLength(1);
+    expect(store.uploads()).toEqual([]);
+    store.close();
+    expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
   });
 });
