@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import { seededBytes } from "../helpers/streams.js";
 
 /** The repository root: the nearest folder above this file with cloudmigrate's package.json. */
 export const repoRoot = (() => {
@@ -108,20 +109,7 @@ export function tempDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cm-${tag}-`));
 }
 
-/** Deterministic pseudo-random bytes (xorshift32). */
-export function seededBytes(size: number, seed: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
-  let x = seed >>> 0 || 1;
-  let i = 0;
-  for (; i + 4 <= size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    buf.writeUInt32LE(x >>> 0, i);
-  }
-  for (; i < size; i++) buf[i] = (x = (x * 1103515245 + 12345) >>> 0) & 0xff;
-  return buf;
-}
+export { seededBytes };
 
 const MiB = 1024 * 1024;
 

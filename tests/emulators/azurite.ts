@@ -12,7 +12,6 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +22,7 @@ import {
   generateBlobSASQueryParameters,
 } from "@azure/storage-blob";
 import type { Emulator } from "./types.js";
+import { freePort } from "./process.js";
 
 /** Azurite's (and the Azure Storage Emulator's) public development account and key. */
 export const DEV_ACCOUNT = "devstoreaccount1";
@@ -52,18 +52,6 @@ function findBinary(): string | undefined {
     } catch {
       return false;
     }
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
   });
 }
 
