@@ -8,12 +8,13 @@
  * MD5 (when the source listing gave one) and the destination's (when it reports one). A mismatch
  * is a temporary Integrity error: retried, and never recorded as done.
  */
-import { pipeline } from "node:stream";
+import crypto from "node:crypto";
+import { Readable, pipeline } from "node:stream";
 import pLimit from "p-limit";
 import type { Adapter, ObjectInfo } from "../adapters/types.js";
 import type { CheckpointStore, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, describeError, toMigrateError } from "./errors.js";
-import { HashingStream } from "./hashing.js";
+import { HashingStream, crc32cBase64 } from "./hashing.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 import { MultipartCopier, type MultipartSettings } from "./multipart.js";
 
@@ -50,6 +51,8 @@ const CLAIM_BATCH = 512;
 /** Group commit: completions are committed together at most this often, or this many at once. */
 const COMMIT_INTERVAL_MS = 20;
 const COMMIT_BATCH = 256;
+/** Objects up to this size are read whole before they are written. */
+const SMALL_OBJECT = 256 * 1024;
 
 export class Copier {
   private stopping = false;
@@ -183,6 +186,7 @@ export class Copier {
     const stream = await this.source.read(item.key);
     const info: ObjectInfo = stream.info ?? { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
     const expectedMd5 = item.md5 ?? info.md5;
+    if (info.size <= SMALL_OBJECT) return this.copySmall(item, stream, info, expectedMd5);
     const hasher = new HashingStream({ crc32c: this.destination.capabilities.crc32c }, (n) => this.sent(n));
     const body = pipeline(stream, hasher, () => undefined);
     let stored;
@@ -205,6 +209,40 @@ export class Copier {
       throw new MigrateError("Integrity", `${item.key}: ${problem}`, { temporary: true });
     }
     return hasher.bytes;
+  }
+
+  /**
+   * A small object is read whole first: per-object stream plumbing costs more than its bytes,
+   * and knowing the MD5 before the write lets the destination check it on arrival.
+   */
+  private async copySmall(item: WorkItem, stream: Readable, info: ObjectInfo, expectedMd5: string | undefined): Promise<number> {
+    const chunks: Buffer[] = [];
+    let read = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      read += chunk.length;
+      if (read > info.size) break; // more than announced: stop reading, verify() says so
+    }
+    const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    const md5 = crypto.createHash("md5").update(buf).digest("hex");
+    const crc = this.destination.capabilities.crc32c ? crc32cBase64(buf) : undefined;
+    const problemBefore = verify(info.size, buf.length, buf.length, md5, expectedMd5, undefined, undefined, undefined);
+    if (problemBefore) throw new MigrateError("Integrity", `${item.key}: ${problemBefore}`, { temporary: true });
+    this.sent(buf.length);
+    let stored;
+    try {
+      stored = await this.destination.write(item.key, Readable.from([buf]), info, { md5 });
+    } catch (err) {
+      this.opts.onBytes?.(-buf.length);
+      throw err;
+    }
+    const problem = verify(info.size, buf.length, stored.size, md5, expectedMd5, stored.md5, crc, stored.crc32c);
+    if (problem) {
+      this.opts.onBytes?.(-buf.length);
+      await this.destination.delete(item.key).catch(() => undefined);
+      throw new MigrateError("Integrity", `${item.key}: ${problem}`, { temporary: true });
+    }
+    return buf.length;
   }
 }
 

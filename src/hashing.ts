@@ -41,6 +41,13 @@ export class HashingStream extends Transform {
   }
 }
 
+/** Base64 big-endian CRC32C of a buffer, as GCS and S3 report it. */
+export function crc32cBase64(buf: Buffer): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(crc32c(buf, 0) >>> 0);
+  return b.toString("base64");
+}
+
 export function md5Hex(buf: Buffer): string {
   return crypto.createHash("md5").update(buf).digest("hex");
 }
