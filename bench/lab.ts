@@ -1,0 +1,269 @@
+/**
+ * The benchmark's world: local source trees, the emulators (started by the tests' harnesses),
+ * and per-route sources and fresh destinations for both tools.
+ *
+ * - Local sources are generated once per workload under the lab's temp dir.
+ * - MinIO is started once and serves both as an S3 source (a bucket seeded once per workload,
+ *   with cloudmigrate, reused by every run) and as the fs→S3 destination (a new bucket per run,
+ *   emptied and removed after it is verified).
+ * - Azurite and fake-gcs-server keep everything in memory, so each destination gets a freshly
+ *   started emulator, stopped after the run: every run starts from the same empty state and
+ *   memory does not pile up over runs.
+ * Every emulator started is tracked and `close()` stops them all (also from a signal handler).
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { startMinio } from "../tests/emulators/minio.js";
+import { startFakeGcs } from "../tests/emulators/fakegcs.js";
+import { containerSasUrl, startAzurite } from "../tests/emulators/azurite.js";
+import type { Emulator } from "../tests/emulators/types.js";
+import { createAdapter, parseLocation } from "../adapters/index.js";
+import type { RouteName, Workload } from "./options.js";
+import { treeTotals, writeSource } from "./sources.js";
+import { azureRemote, gcsRemote, localRemote, s3Remote, type RcloneRemote } from "./rclone.js";
+
+export interface Totals {
+  count: number;
+  bytes: number;
+}
+
+/** One side of a transfer, addressed for each tool. */
+export interface Endpoint {
+  /** Location for cloudmigrate (URL or path). */
+  cm: string;
+  rclone: RcloneRemote;
+  /** Location for the SDK baseline: fs:/dir, s3:bucket, az:container, gs:bucket (objects go under it). */
+  sdk: string;
+  /** Environment that points cloudmigrate (and the SDKs) at the emulator. */
+  env: Record<string, string>;
+}
+
+export interface Destination extends Endpoint {
+  /** What arrived: objects and bytes. */
+  totals(): Promise<Totals>;
+  /** Remove it (and stop its emulator, if it has its own). */
+  dispose(): Promise<void>;
+}
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/**
+ * A private copy of the built engine (bin/, dist/, package.json; node_modules linked), taken
+ * when the lab opens: every run of a bench uses the same build even if dist/ is rebuilt while
+ * it runs (`npm run build` elsewhere would otherwise mix engine versions into one table).
+ */
+export interface EngineSnapshot {
+  /** bin/migrate of the copy. */
+  migrateBin: string;
+  /** dist/bench of the copy (sdk-baseline.js, scale.js). */
+  benchDir: string;
+}
+
+function snapshotEngine(root: string): EngineSnapshot {
+  const dir = path.join(root, "engine");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.cpSync(path.join(repoRoot, "dist"), path.join(dir, "dist"), { recursive: true, filter: (f) => !f.endsWith(".map") });
+  fs.cpSync(path.join(repoRoot, "bin"), path.join(dir, "bin"), { recursive: true });
+  fs.copyFileSync(path.join(repoRoot, "package.json"), path.join(dir, "package.json"));
+  fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
+  return { migrateBin: path.join(dir, "bin", "migrate"), benchDir: path.join(dir, "dist", "bench") };
+}
+
+export class Lab {
+  private minio?: Emulator;
+  private readonly running = new Set<Emulator>();
+  private readonly sources = new Map<string, string>();
+  private readonly seeded = new Map<string, string>();
+  private seq = 0;
+  readonly engine: EngineSnapshot;
+
+  /** Removes the lab's files if the process dies without `close()` (the harnesses kill their emulators then). */
+  private readonly onExit = () => fs.rmSync(this.root, { recursive: true, force: true });
+
+  constructor(readonly root: string) {
+    fs.mkdirSync(root, { recursive: true });
+    process.on("exit", this.onExit);
+    this.engine = snapshotEngine(root);
+  }
+
+  /** Local source tree for a workload (generated on first use). */
+  localSource(w: Workload): string {
+    let dir = this.sources.get(w.name);
+    if (!dir) {
+      dir = path.join(this.root, `src-${w.name}`);
+      fs.rmSync(dir, { recursive: true, force: true });
+      writeSource(dir, w);
+      this.sources.set(w.name, dir);
+    }
+    return dir;
+  }
+
+  /** Drop a workload's local tree and seeded bucket once no route needs them any more. */
+  async forget(w: Workload): Promise<void> {
+    const dir = this.sources.get(w.name);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    this.sources.delete(w.name);
+    const bucket = this.seeded.get(w.name);
+    if (bucket && this.minio) await emptyBucket(this.minio, bucket, true);
+    this.seeded.delete(w.name);
+  }
+
+  private async track<T extends Emulator>(start: () => Promise<T | undefined>, what: string): Promise<T> {
+    const emu = await start();
+    if (!emu) throw new Error(`${what} is not installed (scripts/install-emulators.sh)`);
+    this.running.add(emu);
+    return emu;
+  }
+
+  private async stopOne(emu: Emulator): Promise<void> {
+    this.running.delete(emu);
+    await emu.stop();
+  }
+
+  async minioEmu(): Promise<Emulator> {
+    this.minio ??= await this.track(startMinio, "minio");
+    return this.minio;
+  }
+
+  /** The workload's objects in a MinIO bucket, seeded once with cloudmigrate and checked. */
+  async s3Source(w: Workload): Promise<Endpoint> {
+    const emu = await this.minioEmu();
+    let bucket = this.seeded.get(w.name);
+    if (!bucket) {
+      bucket = (await emu.createBucket()).replace(/^s3:\/\//, "");
+      const dir = this.localSource(w);
+      const stateDir = path.join(this.root, `seed-state-${++this.seq}`);
+      const r = spawnSync(process.execPath, [this.engine.migrateBin, dir, `s3://${bucket}`, "--no-progress", "--concurrency", "16"], {
+        env: { ...process.env, ...emu.env, MIGRATE_STATE_DIR: stateDir },
+        encoding: "utf8",
+        timeout: 30 * 60_000,
+      });
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      const got = await adapterTotals(`s3://${bucket}`, emu.env);
+      if (r.status !== 0 || got.count !== w.count || got.bytes !== w.count * w.size) {
+        throw new Error(`seeding s3://${bucket} failed (exit ${r.status}, ${got.count} objects): ${r.stderr.slice(-2000)}`);
+      }
+      this.seeded.set(w.name, bucket);
+    }
+    return { cm: `s3://${bucket}`, rclone: s3Remote("src", emu.env, bucket), sdk: `s3:${bucket}`, env: emu.env };
+  }
+
+  async source(route: RouteName, w: Workload): Promise<Endpoint> {
+    if (route.startsWith("s3-")) return this.s3Source(w);
+    const dir = this.localSource(w);
+    return { cm: dir, rclone: localRemote(dir), sdk: `fs:${dir}`, env: {} };
+  }
+
+  /** A new, empty destination for one run of one tool. */
+  async destination(route: RouteName): Promise<Destination> {
+    const kind = route.split("-")[1];
+    if (kind === "fs") {
+      const dir = path.join(this.root, `dst-${++this.seq}`);
+      fs.mkdirSync(dir);
+      return {
+        cm: dir,
+        rclone: localRemote(dir),
+        sdk: `fs:${dir}`,
+        env: {},
+        totals: async () => treeTotals(dir),
+        dispose: async () => fs.rmSync(dir, { recursive: true, force: true }),
+      };
+    }
+    if (kind === "s3") {
+      const emu = await this.minioEmu();
+      const bucket = (await emu.createBucket()).replace(/^s3:\/\//, "");
+      return {
+        cm: `s3://${bucket}`,
+        rclone: s3Remote("dst", emu.env, bucket),
+        sdk: `s3:${bucket}`,
+        env: emu.env,
+        totals: () => adapterTotals(`s3://${bucket}`, emu.env),
+        dispose: () => emptyBucket(emu, bucket, true),
+      };
+    }
+    if (kind === "az") {
+      const emu = await this.track(startAzurite, "azurite");
+      const url = await emu.createBucket();
+      const container = url.split("/").pop()!;
+      return {
+        cm: url,
+        rclone: azureRemote("dst", await containerSasUrl(emu, url), container),
+        sdk: `az:${container}`,
+        env: emu.env,
+        totals: () => adapterTotals(url, emu.env),
+        dispose: () => this.stopOne(emu),
+      };
+    }
+    const emu = await this.track(startFakeGcs, "fake-gcs-server");
+    const url = await emu.createBucket();
+    const bucket = url.replace(/^gs:\/\//, "");
+    return {
+      cm: url,
+      rclone: gcsRemote("dst", emu.env, bucket),
+      sdk: `gs:${bucket}`,
+      env: emu.env,
+      totals: () => adapterTotals(url, emu.env),
+      dispose: () => this.stopOne(emu),
+    };
+  }
+
+  /** Stop every emulator still running and remove the lab's files. */
+  async close(): Promise<void> {
+    const all = [...this.running];
+    this.running.clear();
+    this.minio = undefined;
+    await Promise.allSettled(all.map((e) => e.stop()));
+    process.off("exit", this.onExit);
+    this.onExit();
+  }
+}
+
+/** Objects and bytes at a location, listed with our own adapter. */
+export async function adapterTotals(url: string, env: Record<string, string>): Promise<Totals> {
+  const adapter = await createAdapter(parseLocation(url), { env: { ...process.env, ...env } });
+  try {
+    let count = 0;
+    let bytes = 0;
+    for await (const o of adapter.list()) {
+      count++;
+      bytes += o.size;
+    }
+    return { count, bytes };
+  } finally {
+    await adapter.close?.();
+  }
+}
+
+/** Delete every object in a MinIO bucket (1000 per request), and the bucket if asked. */
+async function emptyBucket(emu: Emulator, bucket: string, remove: boolean): Promise<void> {
+  const s3 = new S3Client({
+    endpoint: emu.env.AWS_ENDPOINT_URL,
+    region: emu.env.AWS_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: emu.env.AWS_ACCESS_KEY_ID, secretAccessKey: emu.env.AWS_SECRET_ACCESS_KEY },
+  });
+  try {
+    let token: string | undefined;
+    do {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+      if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    if (remove) await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** Flush dirty pages so one run's writeback does not land in the next run's time. */
+export function syncDisks(): void {
+  try {
+    execFileSync("sync", { timeout: 120_000 });
+  } catch {
+    /* best effort */
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Run one command and measure it: wall time (measured here, from spawn to exit) and peak RSS
+ * (GNU time's %M, the child's maximum resident set size; without /usr/bin/time, the highest
+ * VmHWM seen by polling /proc every 50 ms, which can miss a last-moment peak).
+ *
+ * The command runs in its own process group so a timeout or a Ctrl-C kills all of it.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const GNU_TIME = "/usr/bin/time";
+export const hasGnuTime = fs.existsSync(GNU_TIME);
+
+export interface Measured {
+  wallMs: number;
+  /** Peak resident set size in bytes (0 when unknown). */
+  peakRss: number;
+  /** User + system CPU time of the command, ms (GNU time only; a steadier figure than wall time on a shared machine). */
+  cpuMs?: number;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** Last ~4 KB of stderr, for error messages. */
+  stderrTail: string;
+  /** First ~64 KB of stdout. */
+  stdoutHead: string;
+  /** ms from spawn to the first stdout line `firstLine` matched, if asked for. */
+  firstMatchMs?: number;
+}
+
+export interface MeasureOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs: number;
+  /** Note the time the first stdout line matching this arrives. */
+  firstLine?: RegExp;
+}
+
+/** The measured child currently running, so a signal handler can kill its group. */
+let current: ChildProcess | undefined;
+
+export function killCurrent(): void {
+  if (current?.pid) {
+    try {
+      process.kill(-current.pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function readHwm(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export async function measure(cmd: string, args: string[], opts: MeasureOptions): Promise<Measured> {
+  const timeFile = path.join(os.tmpdir(), `bench-time-${process.pid}-${Date.now()}.txt`);
+  const [file, argv] = hasGnuTime ? [GNU_TIME, ["-o", timeFile, "-f", "%M %U %S", cmd, ...args]] : [cmd, args];
+  const started = process.hrtime.bigint();
+  const child = spawn(file, argv, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // own process group
+  });
+  current = child;
+  let stderr = "";
+  let firstMatchMs: number | undefined;
+  let pending = "";
+  let stdout = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    if (stdout.length < 65536) stdout += d.toString();
+    if (!opts.firstLine || firstMatchMs !== undefined) return;
+    pending += d.toString();
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    if (lines.some((l) => opts.firstLine!.test(l))) firstMatchMs = Number(process.hrtime.bigint() - started) / 1e6;
+  });
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  let polledPeak = 0;
+  const poll = hasGnuTime
+    ? undefined
+    : setInterval(() => {
+        if (child.pid) polledPeak = Math.max(polledPeak, readHwm(child.pid));
+      }, 50);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killCurrent();
+  }, opts.timeoutMs);
+  const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, sig) => resolve([code, sig]));
+  });
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  clearTimeout(timer);
+  if (poll) clearInterval(poll);
+  current = undefined;
+  let peakRss = polledPeak;
+  let cpuMs: number | undefined;
+  if (hasGnuTime) {
+    try {
+      // GNU time may prefix "Command exited with non-zero status N"; the figures are the last line.
+      const lines = fs.readFileSync(timeFile, "utf8").trim().split("\n");
+      const [rssKb, user, sys] = lines[lines.length - 1].split(" ").map(Number);
+      peakRss = rssKb * 1024 || 0;
+      if (Number.isFinite(user) && Number.isFinite(sys)) cpuMs = (user + sys) * 1000;
+    } catch {
+      /* killed before time wrote it */
+    }
+    fs.rmSync(timeFile, { force: true });
+  }
+  return { wallMs, peakRss, cpuMs, exitCode, signal, timedOut, stderrTail: stderr.trim(), stdoutHead: stdout, firstMatchMs };
+}
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

@@ -1,0 +1,124 @@
+/**
+ * Benchmark settings: workloads, routes and how hard to push, from argv and BENCH_* env vars.
+ *
+ *   --quick                 (BENCH_QUICK=1)      a ~3-minute smoke run: smaller workloads, 1 run
+ *   --runs N                (BENCH_RUNS)         measured runs per tool (default 3; quick 1)
+ *   --concurrency C         (BENCH_CONCURRENCY)  objects in flight, both tools (default 16)
+ *   --workloads a,b         (BENCH_WORKLOADS)    small,medium,large,plan,resume (default all)
+ *   --routes a,b            (BENCH_ROUTES)       fs-fs,fs-s3,s3-az,s3-gcs (default all)
+ *   --scale-objects N       (BENCH_SCALE_OBJECTS) objects for plan/resume (default 1,000,000)
+ *   --no-sdk                                     skip the bare-SDK baselines
+ *   --no-rclone                                  measure cloudmigrate only
+ *   --out DIR                                    results directory (default bench/results)
+ *   --timeout S                                  kill one measured command after S seconds
+ *   --case-budget S         (BENCH_CASE_BUDGET)  after 2 rounds, start another round of a
+ *                                                workload × route only if it fits in S seconds
+ *                                                (default 300; keeps slow emulator cases bounded)
+ */
+import { parseArgs } from "node:util";
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
+export type WorkloadName = "small" | "medium" | "large";
+export type RouteName = "fs-fs" | "fs-s3" | "s3-az" | "s3-gcs";
+export type ScaleName = "plan" | "resume";
+
+export interface Workload {
+  name: WorkloadName;
+  count: number;
+  size: number;
+}
+
+export const ALL_ROUTES: RouteName[] = ["fs-fs", "fs-s3", "s3-az", "s3-gcs"];
+const ALL_WORKLOADS: (WorkloadName | ScaleName)[] = ["small", "medium", "large", "plan", "resume"];
+
+export interface BenchOptions {
+  quick: boolean;
+  runs: number;
+  concurrency: number;
+  workloads: Workload[];
+  routes: RouteName[];
+  scale: ScaleName[];
+  scaleObjects: number;
+  sdk: boolean;
+  rclone: boolean;
+  outDir: string;
+  timeoutMs: number;
+  caseBudgetMs: number;
+}
+
+function workloadsFor(quick: boolean): Record<WorkloadName, Workload> {
+  return quick
+    ? {
+        small: { name: "small", count: 1000, size: 4 * KiB },
+        medium: { name: "medium", count: 10, size: 10 * MiB },
+        large: { name: "large", count: 1, size: 128 * MiB },
+      }
+    : {
+        small: { name: "small", count: 10_000, size: 4 * KiB },
+        medium: { name: "medium", count: 100, size: 10 * MiB },
+        large: { name: "large", count: 1, size: GiB },
+      };
+}
+
+function list<T extends string>(v: string | undefined, all: readonly T[], what: string): T[] {
+  if (!v) return [...all];
+  const picked = v.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const p of picked) if (!all.includes(p as T)) throw new Error(`unknown ${what} "${p}" (expected ${all.join(", ")})`);
+  return all.filter((a) => picked.includes(a));
+}
+
+function posInt(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined || v === "") return dflt;
+  const n = Number(v.replace(/_/g, ""));
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number ≥ 1, got "${v}"`);
+  return n;
+}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      runs: { type: "string" },
+      concurrency: { type: "string" },
+      workloads: { type: "string" },
+      routes: { type: "string" },
+      "scale-objects": { type: "string" },
+      "no-sdk": { type: "boolean", default: false },
+      "no-rclone": { type: "boolean", default: false },
+      out: { type: "string" },
+      timeout: { type: "string" },
+      "case-budget": { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      "npm run bench -- [--quick] [--runs N] [--concurrency C] [--workloads small,medium,large,plan,resume]\n" +
+        "                 [--routes fs-fs,fs-s3,s3-az,s3-gcs] [--scale-objects N] [--no-sdk] [--no-rclone] [--out DIR]\n" +
+        "                 [--timeout S] [--case-budget S]\n",
+    );
+    process.exit(0);
+  }
+  const quick = values.quick || env.BENCH_QUICK === "1";
+  const picked = list(values.workloads ?? env.BENCH_WORKLOADS, ALL_WORKLOADS, "workload");
+  const defs = workloadsFor(quick);
+  return {
+    quick,
+    runs: posInt(values.runs ?? env.BENCH_RUNS, "--runs", quick ? 1 : 3),
+    concurrency: posInt(values.concurrency ?? env.BENCH_CONCURRENCY, "--concurrency", 16),
+    workloads: picked.filter((w): w is WorkloadName => w in defs).map((w) => defs[w]),
+    scale: picked.filter((w): w is ScaleName => w === "plan" || w === "resume"),
+    routes: list(values.routes ?? env.BENCH_ROUTES, ALL_ROUTES, "route"),
+    scaleObjects: posInt(values["scale-objects"] ?? env.BENCH_SCALE_OBJECTS, "--scale-objects", quick ? 100_000 : 1_000_000),
+    sdk: !values["no-sdk"],
+    rclone: !values["no-rclone"],
+    outDir: values.out ?? "bench/results",
+    timeoutMs: posInt(values.timeout, "--timeout", 900) * 1000,
+    caseBudgetMs: posInt(values["case-budget"] ?? env.BENCH_CASE_BUDGET, "--case-budget", 300) * 1000,
+  };
+}
