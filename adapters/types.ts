@@ -50,6 +50,11 @@ export interface WriteResult {
 export interface WriteOptions {
   /** Hex MD5 of the body, if known in advance: the service may verify it on arrival. */
   md5?: string;
+  /**
+   * The whole body, when the engine already holds it (small objects): an adapter may send it
+   * instead of reading `body`, which then carries the same bytes.
+   */
+  whole?: Buffer;
   abortSignal?: AbortSignal;
 }
 
@@ -80,6 +85,8 @@ export interface Capabilities {
      * nothing from parallel parts (one stream is faster), so the filesystem sets this high.
      */
     readonly defaultThreshold?: number;
+    /** Preferred part size unless the user says otherwise (default 16 MiB). */
+    readonly defaultPartSize?: number;
     /**
      * The whole-object MD5 can be stored with the object only if known when the upload starts
      * (S3 takes metadata at CreateMultipartUpload, not at completion).

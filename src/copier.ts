@@ -231,7 +231,7 @@ export class Copier {
     this.sent(buf.length);
     let stored;
     try {
-      stored = await this.destination.write(item.key, Readable.from([buf]), info, { md5 });
+      stored = await this.destination.write(item.key, Readable.from([buf]), info, { md5, whole: buf });
     } catch (err) {
       this.opts.onBytes?.(-buf.length);
       throw err;

@@ -26,8 +26,11 @@ import { withRetry, type RetryPolicy } from "./retry.js";
 export interface MultipartSettings {
   /** Objects at least this big go in parts; unset: the destination's default (else 64 MiB). */
   threshold?: number;
-  /** Preferred part size; raised when the object would need more parts than the service allows. */
-  partSize: number;
+  /**
+   * Preferred part size; unset: the destination's default (else 16 MiB). Raised when the object
+   * would need more parts than the service allows.
+   */
+  partSize?: number;
   /** Parts in flight per object. */
   partConcurrency: number;
   /** Cap on bytes buffered for parts, all objects together. */
@@ -46,6 +49,7 @@ export interface MultipartHooks {
 
 const MiB = 1024 * 1024;
 const DEFAULT_THRESHOLD = 64 * MiB;
+const DEFAULT_PART_SIZE = 16 * MiB;
 
 /** The part size for an object: the preferred size, within the service's limits. */
 export function choosePartSize(size: number, preferred: number, limits: { minPartSize: number; maxPartSize: number; maxParts: number }): number {
@@ -78,7 +82,8 @@ export class MultipartCopier {
   async copy(item: WorkItem): Promise<number> {
     const steps = this.destination.multipart!;
     const info = await this.source.stat(item.key);
-    const partSize = choosePartSize(info.size, this.settings.partSize, this.destination.capabilities.multipart!);
+    const caps = this.destination.capabilities.multipart!;
+    const partSize = choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
     const partCount = Math.max(1, Math.ceil(info.size / partSize));
     const upload = await this.uploadFor(item.key, info, partSize);
 

@@ -59,7 +59,15 @@ const capabilities: Capabilities = Object.freeze({
   mtimePrecisionMs: 1,
   maxKeyBytes: MAX_NAME_BYTES,
   metadata: true,
-  multipart: Object.freeze({ minPartSize: 5 * MiB, maxPartSize: 5 * 1024 * MiB, maxParts: 10000 }),
+  // Parts are composed server-side, 32 at a time: fewer, bigger parts mean fewer compose
+  // levels (on the emulator, 64 MiB parts moved 1 GiB at 70 MB/s against 46 with 16 MiB).
+  multipart: Object.freeze({
+    minPartSize: 5 * MiB,
+    maxPartSize: 5 * 1024 * MiB,
+    maxParts: 10000,
+    defaultThreshold: 256 * MiB,
+    defaultPartSize: 64 * MiB,
+  }),
 });
 
 /** "http://h:p", "h:p" or "http://h:p/storage/v1/" → URL of the server root. */

@@ -89,6 +89,7 @@ export class S3Writer implements MultipartSteps {
       body.destroy();
       throw new CantDoThatHere(`PutObject s3://${this.bucket}/${Key}: ${size} bytes exceeds the 5 GiB single-request limit; use multipart`);
     }
+    if (opts.whole && opts.whole.length === size) return this.putWhole(Key, opts.whole, source, want);
     const ac = new AbortController();
     const onAbort = () => ac.abort(opts.abortSignal?.reason);
     if (opts.abortSignal?.aborted) onAbort();
@@ -130,6 +131,31 @@ export class S3Writer implements MultipartSteps {
     } finally {
       opts.abortSignal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** A body already in memory: one PutObject with the Buffer itself (no stream plumbing). */
+  private async putWhole(Key: string, Body: Buffer, source: ObjectInfo, want: string | undefined): Promise<WriteResult> {
+    let out;
+    try {
+      out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          Body,
+          ContentLength: Body.length,
+          ContentMD5: isHexMd5(want) ? md5Base64(want) : undefined,
+          ...writeHeaders(source),
+        }),
+      );
+    } catch (err) {
+      throw mapS3Error(err, { op: "PutObject", bucket: this.bucket, key: Key });
+    }
+    const etag = cleanEtag(out.ETag);
+    const md5 = md5FromEtag(etag, out.ServerSideEncryption, out.SSECustomerAlgorithm);
+    if (md5 && isHexMd5(want) && md5 !== want) {
+      throw new MigrateError("Integrity", `PutObject s3://${this.bucket}/${Key}: stored md5 ${md5} != expected ${want}`, { temporary: true });
+    }
+    return { size: Body.length, md5, etag };
   }
 
   /** `partSize` is not needed by S3 (parts are sized per request). */
