@@ -83,10 +83,6 @@ export class Copier {
     this.stopping = true;
   }
 
-  get stopped(): boolean {
-    return this.stopping;
-  }
-
   async run(): Promise<RunResult> {
     const limit = pLimit(this.opts.concurrency);
     const inflight = new Set<Promise<void>>();

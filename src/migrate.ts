@@ -57,16 +57,21 @@ async function openPair(source: Location, destination: Location, opts: AdapterOp
         : `${destination.display} and ${source.display} overlap: one lies inside the other`,
     );
   }
+  const bandwidth = settings.bwLimit ? new TokenBucket(settings.bwLimit) : undefined;
   const limits = (): LimitSettings => ({
     retry: settings.retry,
     tps: settings.tpsLimit,
     bandwidth,
-    maxInFlight: settings.concurrency * Math.max(1, settings.multipart?.partConcurrency ?? 1),
+    maxInFlight: settings.concurrency * Math.max(1, settings.multipart.partConcurrency),
   });
-  const bandwidth = settings.bwLimit ? new TokenBucket(settings.bwLimit) : undefined;
   const src = withLimits(await createAdapter(source, opts), limits());
   const dst = withLimits(await createAdapter(destination, opts), limits());
-  await Promise.all([src.check("source"), dst.check("destination")]);
+  try {
+    await Promise.all([src.check("source"), dst.check("destination")]);
+  } catch (err) {
+    await Promise.all([src.close?.(), dst.close?.()]);
+    throw err;
+  }
   return [src, dst];
 }
 
