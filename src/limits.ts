@@ -48,12 +48,17 @@ export class AdaptiveLimit {
   private lastCut = 0;
   private readonly waiters: (() => void)[] = [];
   limit: number;
-  /** Lowest limit reached (for tests and the summary). */
+  /** Lowest limit reached, and how many times throttling cut it (for the summary). */
   floor: number;
+  cuts = 0;
 
-  constructor(readonly max: number) {
-    this.limit = max;
-    this.floor = max;
+  /** Starts at `initial` (default `max`) and may grow to `max` while nothing is throttled. */
+  constructor(
+    readonly max: number,
+    initial = max,
+  ) {
+    this.limit = Math.min(initial, max);
+    this.floor = this.limit;
   }
 
   async acquire(): Promise<void> {
@@ -74,6 +79,7 @@ export class AdaptiveLimit {
         this.floor = Math.min(this.floor, this.limit);
         this.lastCut = now;
         this.successes = 0;
+        this.cuts++;
       }
     } else if (outcome === "ok" && this.limit < this.max && ++this.successes >= this.limit) {
       this.limit++;
@@ -95,6 +101,8 @@ export interface LimitSettings {
   bandwidth?: TokenBucket;
   /** Most requests in flight to this service. */
   maxInFlight: number;
+  /** Where the in-flight cap starts (default maxInFlight): a first throttle then bites at once. */
+  initialInFlight?: number;
 }
 
 function outcomeOf(err: unknown): "throttled" | "error" {
@@ -137,7 +145,7 @@ async function* retryingList(inner: Adapter, prefix: string | undefined, policy:
 
 /** Wrap `inner` so every request goes through the limits. The result keeps the same contract. */
 export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readonly concurrency: AdaptiveLimit } {
-  const gate = new AdaptiveLimit(s.maxInFlight);
+  const gate = new AdaptiveLimit(s.maxInFlight, s.initialInFlight);
   const tps = s.tps ? new TokenBucket(s.tps) : undefined;
 
   /** One request: wait for a token and a slot, report how it went. */
@@ -193,8 +201,15 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
       stream.once("close", () => release("ok"));
       return stream;
     },
-    write: (key, body, source, opts) =>
-      request(() => inner.write(key, s.bandwidth ? pipeline(body, throttleStream(s.bandwidth), () => undefined) : body, source, opts)),
+    write: async (key, body, source, opts) => {
+      if (!s.bandwidth) return request(() => inner.write(key, body, source, opts));
+      // A body the adapter may send from memory is paid for up front, like a part.
+      if (opts?.whole) {
+        await s.bandwidth.take(opts.whole.length);
+        return request(() => inner.write(key, body, source, opts));
+      }
+      return request(() => inner.write(key, pipeline(body, throttleStream(s.bandwidth!), () => undefined), source, opts));
+    },
     delete: (key) => request(() => inner.delete(key)),
     check: (role) => withRetry(s.retry, () => request(() => inner.check(role))),
     keyProblem: inner.keyProblem?.bind(inner),

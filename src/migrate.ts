@@ -62,6 +62,8 @@ async function openPair(source: Location, destination: Location, opts: AdapterOp
     retry: settings.retry,
     tps: settings.tpsLimit,
     bandwidth,
+    // Objects in flight, growing to room for every object's parts while nothing is throttled.
+    initialInFlight: settings.concurrency,
     maxInFlight: settings.concurrency * Math.max(1, settings.multipart.partConcurrency),
   });
   const src = withLimits(await createAdapter(source, opts), limits());
@@ -344,7 +346,7 @@ function throttleNote(src: Adapter, dst: Adapter): string | undefined {
   const notes: string[] = [];
   for (const [role, a] of [["source", src], ["destination", dst]] as const) {
     const g = gateOf(a);
-    if (g && g.floor < g.max) notes.push(`${role} ${a.display} throttled us: requests in flight cut from ${g.max} to ${g.floor} at worst`);
+    if (g?.cuts) notes.push(`${role} ${a.display} throttled us: requests in flight cut ${g.cuts} times, to ${g.floor} at worst`);
   }
   return notes.length ? `Note: ${notes.join("; ")}.` : undefined;
 }

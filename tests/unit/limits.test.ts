@@ -11,10 +11,19 @@ describe("adaptive concurrency", () => {
     g.release("throttled"); // same burst: no second cut
     expect(g.limit).toBe(8);
     expect(g.floor).toBe(8);
+    expect(g.cuts).toBe(1);
     for (let i = 0; i < 14; i++) g.release("ok");
     // in flight is now 0; 8 successes at limit 8 → 9
     expect(g.limit).toBeGreaterThanOrEqual(9);
     expect(g.floor).toBe(8);
+  });
+
+  it("starts below its cap and grows to it only while nothing is throttled", async () => {
+    const g = new AdaptiveLimit(64, 16);
+    expect(g.limit).toBe(16);
+    await g.acquire();
+    g.release("throttled");
+    expect(g.limit).toBe(8);
   });
 
   it("never lets more than the limit in flight", async () => {
