@@ -3,7 +3,7 @@
  * contract suite, plus Azure-specific behaviour (credential resolution, metadata name encoding,
  * the three write paths, block-list multipart, error mapping, SAS access).
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +19,8 @@ import { MigrateError } from "../../src/errors.js";
 import { compareKeys } from "../../src/keys.js";
 import { adapterContract } from "./contract.js";
 import { DEV_KEY, containerSasUrl, startAzurite, type AzuriteEmulator } from "../emulators/azurite.js";
+import { md5, readAll, collect } from "../helpers/streams.js";
+import { caught } from "../helpers/errors.js";
 
 const emulator = await startAzurite();
 afterAll(async () => {
@@ -43,30 +45,6 @@ adapterContract("azure (azurite)", async () => {
     },
   };
 });
-
-const md5 = (b: Buffer | string): string => createHash("md5").update(b).digest("hex");
-
-async function readAll(r: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(Buffer.from(c as Buffer));
-  return Buffer.concat(chunks);
-}
-
-async function collect(it: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
-  const out: ObjectInfo[] = [];
-  for await (const o of it) out.push(o);
-  return out;
-}
-
-async function caught(p: Promise<unknown>): Promise<MigrateError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MigrateError);
-    return err as MigrateError;
-  }
-  throw new Error("expected a rejection");
-}
 
 function src(key: string, size: number, extra: Partial<ObjectInfo> = {}): ObjectInfo {
   return { key, size, ...extra };

@@ -12,10 +12,10 @@ import type { Adapter, ObjectInfo } from "../../adapters/types.js";
 import { parseLocation } from "../../adapters/index.js";
 import { createGcsAdapter } from "../../adapters/gcs/index.js";
 import { mapGcsError, GcsHttpError, parseRetryAfter } from "../../adapters/gcs/errors.js";
-import { MigrateError } from "../../src/errors.js";
 import { startFakeGcs } from "../emulators/fakegcs.js";
 import type { Emulator } from "../emulators/types.js";
 import { adapterContract } from "./contract.js";
+import { caught } from "../helpers/errors.js";
 
 const emu: Emulator | undefined = await startFakeGcs();
 afterAll(async () => {
@@ -55,16 +55,6 @@ async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
 }
 
 const md5hex = (b: Buffer) => crypto.createHash("md5").update(b).digest("hex");
-
-async function caught(p: Promise<unknown>): Promise<MigrateError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MigrateError);
-    return err as MigrateError;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("gcs error mapping", () => {
   const ctx = { bucket: "bkt", object: "a/b" };

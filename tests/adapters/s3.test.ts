@@ -4,7 +4,7 @@
  * configuration resolution).
  */
 import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
 import net from "node:net";
@@ -18,10 +18,11 @@ import { mapS3Error, parseRetryAfter } from "../../adapters/s3/errors.js";
 import { createS3Adapter } from "../../adapters/s3/index.js";
 import { decodeMetaValue, encodeMetaValue, parseMtime } from "../../adapters/s3/meta.js";
 import type { Adapter, AdapterOptions, ObjectInfo } from "../../adapters/types.js";
-import { MigrateError } from "../../src/errors.js";
 import { startMinio } from "../emulators/minio.js";
 import type { Emulator } from "../emulators/types.js";
 import { adapterContract } from "./contract.js";
+import { md5, readAll, collect } from "../helpers/streams.js";
+import { caught } from "../helpers/errors.js";
 
 // Every process warning this test process sees: the SDK's NodeVersionSupportWarning must not be one.
 const warnings: string[] = [];
@@ -50,30 +51,6 @@ adapterContract("s3 (minio)", async () => {
     },
   };
 });
-
-const md5 = (b: Buffer | string) => createHash("md5").update(b).digest("hex");
-
-async function readAll(r: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(Buffer.from(c as Buffer));
-  return Buffer.concat(chunks);
-}
-
-async function collect(it: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
-  const out: ObjectInfo[] = [];
-  for await (const o of it) out.push(o);
-  return out;
-}
-
-async function caught(p: Promise<unknown>): Promise<MigrateError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MigrateError);
-    return err as MigrateError;
-  }
-  throw new Error("expected a rejection");
-}
 
 function src(key: string, size: number, extra: Partial<ObjectInfo> = {}): ObjectInfo {
   return { key, size, ...extra };
