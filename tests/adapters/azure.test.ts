@@ -17,7 +17,7 @@ import { inCodePointOrder } from "../../adapters/azure/order.js";
 import type { Adapter, AdapterOptions, ObjectInfo } from "../../adapters/types.js";
 import { MigrateError } from "../../src/errors.js";
 import { compareKeys } from "../../src/keys.js";
-import { adapterContract } from "./contract.js";
+import { adapterContract, emulatorTarget } from "./contract.js";
 import { DEV_KEY, containerSasUrl, startAzurite, type AzuriteEmulator } from "../emulators/azurite.js";
 import { md5, readAll, collect } from "../helpers/streams.js";
 import { caught } from "../helpers/errors.js";
@@ -27,24 +27,7 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-adapterContract("azure (azurite)", async () => {
-  if (!emulator) return undefined;
-  const container = await emulator.createBucket();
-  const opened: Adapter[] = [];
-  const track = async (url: string, opts: AdapterOptions) => {
-    const a = await createAzureAdapter(parseLocation(url), opts);
-    opened.push(a);
-    return a;
-  };
-  return {
-    open: (prefix) => track(prefix ? `${container}/${prefix}` : container, emulator.adapterOptions),
-    badCredentials: () => track(container, { ...emulator.adapterOptions, env: emulator.badCredentialsEnv }),
-    missingBucket: () => track(emulator.missingBucketUrl(), emulator.adapterOptions),
-    async stop() {
-      for (const a of opened) await a.close?.();
-    },
-  };
-});
+adapterContract("azure (azurite)", () => emulatorTarget(emulator, createAzureAdapter, { checksCredentials: true }));
 
 function src(key: string, size: number, extra: Partial<ObjectInfo> = {}): ObjectInfo {
   return { key, size, ...extra };

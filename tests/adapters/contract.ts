@@ -7,7 +7,9 @@
  */
 import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Adapter, ObjectInfo } from "../../adapters/types.js";
+import type { Adapter, AdapterOptions, Location, ObjectInfo } from "../../adapters/types.js";
+import { parseLocation } from "../../adapters/index.js";
+import type { Emulator } from "../emulators/types.js";
 import { MigrateError } from "../../src/errors.js";
 import { compareKeys } from "../../src/keys.js";
 import { bodyOf, collect, md5, readAll, seededBytes } from "../helpers/streams.js";
@@ -290,4 +292,33 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       await a.check("destination");
     });
   });
+}
+
+/**
+ * The contract target for an emulated service: a fresh bucket, adapters opened on it (closed at
+ * the end), a bad-credential adapter where the emulator rejects credentials, a missing bucket.
+ */
+export async function emulatorTarget(
+  emulator: Emulator | undefined,
+  create: (loc: Location, opts: AdapterOptions) => Promise<Adapter>,
+  opts: { checksCredentials: boolean },
+): Promise<ContractTarget | undefined> {
+  if (!emulator) return undefined;
+  const bucket = await emulator.createBucket();
+  const opened: Adapter[] = [];
+  const track = async (url: string, o: AdapterOptions) => {
+    const a = await create(parseLocation(url), o);
+    opened.push(a);
+    return a;
+  };
+  return {
+    open: (prefix) => track(prefix ? `${bucket}/${prefix}` : bucket, emulator.adapterOptions),
+    badCredentials: opts.checksCredentials
+      ? () => track(bucket, { ...emulator.adapterOptions, env: emulator.badCredentialsEnv })
+      : undefined,
+    missingBucket: () => track(emulator.missingBucketUrl(), emulator.adapterOptions),
+    async stop() {
+      for (const a of opened) await a.close?.();
+    },
+  };
 }

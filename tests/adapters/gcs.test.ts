@@ -14,7 +14,7 @@ import { createGcsAdapter } from "../../adapters/gcs/index.js";
 import { mapGcsError, GcsHttpError, parseRetryAfter } from "../../adapters/gcs/errors.js";
 import { startFakeGcs } from "../emulators/fakegcs.js";
 import type { Emulator } from "../emulators/types.js";
-import { adapterContract } from "./contract.js";
+import { adapterContract, emulatorTarget } from "./contract.js";
 import { caught } from "../helpers/errors.js";
 
 const emu: Emulator | undefined = await startFakeGcs();
@@ -24,23 +24,7 @@ afterAll(async () => {
 
 // fake-gcs-server accepts any credential, so the bad-credential test is left out (skipped),
 // not faked: `badCredentials` is absent. A missing bucket works as on GCS.
-adapterContract("gcs (fake-gcs-server)", async () => {
-  if (!emu) return undefined;
-  const bucket = await emu.createBucket();
-  const opened: Adapter[] = [];
-  const track = async (url: string) => {
-    const a = await createGcsAdapter(parseLocation(url), emu.adapterOptions);
-    opened.push(a);
-    return a;
-  };
-  return {
-    open: (prefix) => track(prefix ? `${bucket}/${prefix}` : bucket),
-    missingBucket: () => track(emu.missingBucketUrl()),
-    async stop() {
-      for (const a of opened) await a.close?.();
-    },
-  };
-});
+adapterContract("gcs (fake-gcs-server)", () => emulatorTarget(emu, createGcsAdapter, { checksCredentials: false }));
 
 async function bytesOf(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -20,7 +20,7 @@ import { decodeMetaValue, encodeMetaValue, parseMtime } from "../../adapters/s3/
 import type { Adapter, AdapterOptions, ObjectInfo } from "../../adapters/types.js";
 import { startMinio } from "../emulators/minio.js";
 import type { Emulator } from "../emulators/types.js";
-import { adapterContract } from "./contract.js";
+import { adapterContract, emulatorTarget } from "./contract.js";
 import { md5, readAll, collect } from "../helpers/streams.js";
 import { caught } from "../helpers/errors.js";
 
@@ -33,24 +33,7 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-adapterContract("s3 (minio)", async () => {
-  if (!emulator) return undefined;
-  const bucket = await emulator.createBucket();
-  const opened: Adapter[] = [];
-  const track = async (url: string, opts: AdapterOptions) => {
-    const a = await createS3Adapter(parseLocation(url), opts);
-    opened.push(a);
-    return a;
-  };
-  return {
-    open: (prefix) => track(prefix ? `${bucket}/${prefix}` : bucket, emulator.adapterOptions),
-    badCredentials: () => track(bucket, { ...emulator.adapterOptions, env: emulator.badCredentialsEnv }),
-    missingBucket: () => track(emulator.missingBucketUrl(), emulator.adapterOptions),
-    async stop() {
-      for (const a of opened) await a.close?.();
-    },
-  };
-});
+adapterContract("s3 (minio)", () => emulatorTarget(emulator, createS3Adapter, { checksCredentials: true }));
 
 function src(key: string, size: number, extra: Partial<ObjectInfo> = {}): ObjectInfo {
   return { key, size, ...extra };

@@ -4,13 +4,12 @@
  * reading a job's checkpoint, and killing a run after a number of its object events.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import crypto from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { seededBytes } from "../helpers/streams.js";
+import { tempDir, treeDigest } from "../helpers/cli.js";
 
 /** The repository root: the nearest folder above this file with cloudmigrate's package.json. */
 export const repoRoot = (() => {
@@ -105,11 +104,8 @@ export function explain(r: Run): string {
   return `exit ${r.code}${r.signal ? ` (${r.signal})` : ""} after ${r.ms} ms\nstderr:\n${r.stderr.slice(-3000)}${failed ? `\nfailed objects:\n${failed}` : ""}`;
 }
 
-export function tempDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `cm-${tag}-`));
-}
 
-export { seededBytes };
+export { seededBytes, tempDir, treeDigest };
 
 const MiB = 1024 * 1024;
 
@@ -138,19 +134,6 @@ export function makeMixed(root: string, o: { count: number; big?: number; bigSiz
   return n;
 }
 
-/** Every file under `dir` as key → sha256 (for byte-identity checks). */
-export function treeDigest(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string, prefix: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const full = path.join(d, e.name);
-      if (e.isDirectory()) walk(full, prefix + e.name + "/");
-      else out.set(prefix + e.name, crypto.createHash("sha256").update(fs.readFileSync(full)).digest("hex"));
-    }
-  };
-  if (fs.existsSync(dir)) walk(dir, "");
-  return out;
-}
 
 /** Keys whose digests differ or that exist on one side only (for readable failures). */
 export function digestDiff(want: Map<string, string>, got: Map<string, string>): string[] {
