@@ -28,9 +28,11 @@ export interface ObjectInfo {
 
 /**
  * What `read` returns. An adapter whose read response carries the object's headers (content-type,
- * user metadata, mtime, size) attaches them as `info`, sparing the engine a separate `stat`.
+ * user metadata, mtime, size) attaches them as `info`, sparing the engine a separate `stat`. An
+ * adapter that read the bytes whole (a small file) attaches them as `whole`; the stream then
+ * carries the same bytes and need not be consumed.
  */
-export type ObjectStream = Readable & { info?: ObjectInfo };
+export type ObjectStream = Readable & { info?: ObjectInfo; whole?: Buffer };
 
 export interface ByteRange {
   /** First byte, inclusive. */

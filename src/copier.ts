@@ -11,7 +11,7 @@
 import crypto from "node:crypto";
 import { Readable, pipeline } from "node:stream";
 import pLimit from "p-limit";
-import type { Adapter, ObjectInfo } from "../adapters/types.js";
+import type { Adapter, ObjectInfo, ObjectStream } from "../adapters/types.js";
 import type { CheckpointStore, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, describeError, toMigrateError } from "./errors.js";
 import { HashingStream, crc32cBase64 } from "./hashing.js";
@@ -211,15 +211,12 @@ export class Copier {
    * A small object is read whole first: per-object stream plumbing costs more than its bytes,
    * and knowing the MD5 before the write lets the destination check it on arrival.
    */
-  private async copySmall(item: WorkItem, stream: Readable, info: ObjectInfo, expectedMd5: string | undefined): Promise<number> {
-    const chunks: Buffer[] = [];
-    let read = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      read += chunk.length;
-      if (read > info.size) break; // more than announced: stop reading, verify() says so
-    }
-    const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  private async copySmall(item: WorkItem, stream: ObjectStream, info: ObjectInfo, expectedMd5: string | undefined): Promise<number> {
+    let buf: Buffer;
+    if (stream.whole) {
+      buf = stream.whole;
+      stream.destroy(); // its bytes are not needed
+    } else buf = await readWhole(stream, info.size);
     const md5 = crypto.createHash("md5").update(buf).digest("hex");
     const crc = this.destination.capabilities.crc32c ? crc32cBase64(buf) : undefined;
     const problemBefore = verify(info.size, buf.length, buf.length, md5, expectedMd5, undefined, undefined, undefined);
@@ -240,6 +237,21 @@ export class Copier {
     }
     return buf.length;
   }
+}
+
+/** All of a small object's bytes; stops after one chunk past `size` (verify() then says so). */
+async function readWhole(stream: Readable, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let read = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    read += chunk.length;
+    if (read > size) {
+      stream.destroy();
+      break;
+    }
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
 }
 
 /** Why what arrived is not what was sent, or undefined when it checks out. */

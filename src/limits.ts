@@ -178,7 +178,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     concurrency: gate,
     list: (prefix) => retryingList(inner, prefix, s.retry, () => tps?.take(1)),
     stat: (key) => request(() => inner.stat(key)),
-    // A read holds its slot until the stream is done with.
+    // A read holds its slot until the stream is done with (or arrived whole).
     read: async (key, range) => {
       await tps?.take(1);
       await gate.acquire();
@@ -188,6 +188,11 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
       } catch (err) {
         gate.release(outcomeOf(err));
         throw err;
+      }
+      if (stream.whole) {
+        // Read whole already: the request is over.
+        gate.release("ok");
+        return stream;
       }
       let released = false;
       const release = (outcome: "ok" | "error") => {

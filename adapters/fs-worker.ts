@@ -1,0 +1,118 @@
+/**
+ * Worker thread for the filesystem adapter: each call is a whole sequence of synchronous file
+ * calls (open, read, close), so one small file costs one message instead of four or five
+ * thread-pool round trips on the main thread. Errors keep their errno code for the adapter.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { serve, type Handled } from "../src/worker-pool.js";
+
+export interface DirEntry {
+  name: string;
+  dir: boolean;
+  size: number;
+  mtimeMs: number;
+}
+
+export type SmallRead = { buf: Uint8Array } | { big: true };
+
+function readAll(fd: number, buf: Buffer, position: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = fs.readSync(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+serve({
+  /** Entries of `dir` that are files (links to files followed) or folders; `skip` prefix left out. */
+  listDir(dir: string, skip: string): Handled {
+    let dirents: fs.Dirent[];
+    try {
+      dirents = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return { value: [] };
+      throw err;
+    }
+    const out: DirEntry[] = [];
+    for (const d of dirents) {
+      if (d.name.startsWith(skip)) continue;
+      if (d.isDirectory()) {
+        out.push({ name: d.name, dir: true, size: 0, mtimeMs: 0 });
+        continue;
+      }
+      // Links are followed to files only: a linked folder could loop, so it is not descended.
+      if (!d.isFile() && !d.isSymbolicLink()) continue; // sockets, fifos, devices
+      const st = fs.statSync(path.join(dir, d.name), { throwIfNoEntry: false });
+      if (!st || !st.isFile()) continue; // vanished while listing, or a link to a non-file
+      out.push({ name: d.name, dir: false, size: st.size, mtimeMs: st.mtimeMs });
+    }
+    return { value: out };
+  },
+
+  /** The file's bytes (or `length` bytes from `start`) if at most `max` bytes; else `big`. */
+  readSmall(file: string, max: number, start?: number, length?: number): Handled {
+    const fd = fs.openSync(file, "r");
+    try {
+      const size = length ?? fs.fstatSync(fd).size;
+      if (size > max) return { value: { big: true } satisfies SmallRead };
+      const buf = Buffer.allocUnsafeSlow(size);
+      const got = readAll(fd, buf, start ?? 0);
+      const out = got === size ? buf : buf.subarray(0, got);
+      return { value: { buf: out } satisfies SmallRead, transfer: [buf.buffer] };
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+
+  /**
+   * Write `data` to `tmp` (creating its folder if missing), set its mtime, and rename it to
+   * `final`. On failure the temporary file is removed.
+   */
+  writeSmall(tmp: string, final: string, data: Uint8Array, mtimeMs?: number): Handled {
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, "w");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      fs.mkdirSync(path.dirname(tmp), { recursive: true });
+      fd = fs.openSync(tmp, "w");
+    }
+    try {
+      try {
+        let done = 0;
+        while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, done);
+        if (mtimeMs !== undefined) fs.futimesSync(fd, mtimeMs / 1000, mtimeMs / 1000);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, final);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    return undefined;
+  },
+
+  /** Hex MD5 of the whole file, read in 4 MiB steps. */
+  md5File(file: string): Handled {
+    const fd = fs.openSync(file, "r");
+    try {
+      const hash = crypto.createHash("md5");
+      const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+      for (let pos = 0; ; ) {
+        const n = fs.readSync(fd, buf, 0, buf.length, pos);
+        if (n === 0) break;
+        hash.update(n === buf.length ? buf : buf.subarray(0, n));
+        pos += n;
+      }
+      return { value: hash.digest("hex") };
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+});

@@ -1,0 +1,170 @@
+/**
+ * A small pool of worker threads for blocking work: synchronous file calls and hashing. Each
+ * file call made through libuv costs the main thread a thread-pool round trip and a promise;
+ * a worker runs a whole sequence of them (open, read, close) as plain syscalls instead.
+ *
+ * Calls made in the same turn of the event loop travel together: one message per worker per
+ * batch, each way. A worker holds at most two batches, so a long call (hashing a big file)
+ * delays only the batch queued behind it, and other workers keep serving.
+ *
+ * Workers are unreferenced while idle: an idle pool never keeps the process alive.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker, parentPort, type TransferListItem } from "node:worker_threads";
+
+type Call = { seq: number; op: string; args: unknown[] };
+type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: WorkerErrorShape };
+interface WorkerErrorShape {
+  message: string;
+  code?: string;
+  syscall?: string;
+  path?: string;
+}
+
+/** Calls sent to one worker in one message, at most. */
+const BATCH_MAX = 64;
+/** Batches a worker may hold (one running, one waiting). */
+const BATCHES_PER_WORKER = 2;
+
+interface Slot {
+  worker: Worker;
+  batches: number;
+  pending: Map<number, { resolve(v: unknown): void; reject(e: Error): void }>;
+}
+
+export class WorkerPool {
+  private slots: Slot[] = [];
+  private queue: Call[] = [];
+  private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private seq = 0;
+  private flushScheduled = false;
+  private closed = false;
+
+  /** `script`: the worker's compiled module (see workerScript). */
+  constructor(
+    private readonly script: string,
+    readonly size: number,
+  ) {}
+
+  /** Run `op` on some worker. Errors keep the worker's `code`, `syscall` and `path`. */
+  call<T>(op: string, ...args: unknown[]): Promise<T> {
+    if (this.closed) return Promise.reject(new Error("worker pool is closed"));
+    const seq = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(seq, { resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ seq, op, args });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.dispatch();
+        });
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const slots = this.slots;
+    this.slots = [];
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    if (!this.queue.length) return;
+    if (!this.slots.length) for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
+    // Emptiest workers first, so calls spread instead of piling on the first one.
+    const order = [...this.slots].sort((a, b) => a.batches - b.batches);
+    for (const slot of order) {
+      if (!this.queue.length) break;
+      if (slot.batches >= BATCHES_PER_WORKER) continue;
+      const share = Math.min(BATCH_MAX, Math.ceil(this.queue.length / Math.max(1, order.filter((s) => s.batches < BATCHES_PER_WORKER).length)));
+      const batch = this.queue.splice(0, share);
+      for (const c of batch) {
+        slot.pending.set(c.seq, this.waiting.get(c.seq)!);
+        this.waiting.delete(c.seq);
+      }
+      if (slot.batches++ === 0) slot.worker.ref();
+      slot.worker.postMessage(batch);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(this.script);
+    const slot: Slot = { worker, batches: 0, pending: new Map() };
+    worker.on("message", (replies: Reply[]) => {
+      for (const r of replies) {
+        const p = slot.pending.get(r.seq);
+        if (!p) continue;
+        slot.pending.delete(r.seq);
+        if (r.ok) p.resolve(r.value);
+        else p.reject(Object.assign(new Error(r.error.message), r.error));
+      }
+      if (--slot.batches === 0) worker.unref();
+      this.dispatch();
+    });
+    const fail = (err: Error) => {
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+      const i = this.slots.indexOf(slot);
+      if (i >= 0 && !this.closed) this.slots[i] = this.spawn();
+      this.dispatch();
+    };
+    worker.on("error", fail);
+    worker.on("exit", (code) => {
+      if (slot.pending.size) fail(new Error(`worker thread exited (code ${code}) with calls in flight`));
+    });
+    worker.unref(); // after the listeners: adding one refs the worker again
+    return slot;
+  }
+}
+
+/** What a worker handler returns: a value, and the buffers to move rather than copy. */
+export type Handled = { value: unknown; transfer?: TransferListItem[] } | undefined;
+export type Handlers = Record<string, (...args: never[]) => Handled | Promise<Handled>>;
+
+/** Worker side: answer batches of calls with `handlers`, in order. */
+export function serve(handlers: Handlers): void {
+  const port = parentPort;
+  if (!port) throw new Error("serve() runs in a worker thread");
+  port.on("message", async (batch: Call[]) => {
+    const replies: Reply[] = [];
+    const transfer: TransferListItem[] = [];
+    for (const c of batch) {
+      try {
+        const h = handlers[c.op];
+        if (!h) throw new Error(`unknown worker call ${c.op}`);
+        const out = await (h as (...a: unknown[]) => Handled | Promise<Handled>)(...c.args);
+        replies.push({ seq: c.seq, ok: true, value: out?.value });
+        if (out?.transfer) transfer.push(...out.transfer);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        replies.push({ seq: c.seq, ok: false, error: { message: e.message, code: e.code, syscall: e.syscall, path: e.path } });
+      }
+    }
+    port.postMessage(replies, transfer);
+  });
+}
+
+/**
+ * The compiled worker module for a source file next to `importMetaUrl`. Under the test runner the
+ * sources are TypeScript, which a worker cannot load, so the build's copy in dist/ is used.
+ */
+export function workerScript(importMetaUrl: string, name: string): string {
+  const here = path.dirname(fileURLToPath(importMetaUrl));
+  const sibling = path.join(here, `${name}.js`);
+  if (fs.existsSync(sibling)) return sibling;
+  const root = findRoot(here);
+  const built = path.join(root, "dist", path.relative(root, here), `${name}.js`);
+  if (fs.existsSync(built)) return built;
+  throw new Error(`${name}.js not found (run npm run build)`);
+}
+
+function findRoot(dir: string): string {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, "package.json"))) return d;
+    if (path.dirname(d) === d) return dir;
+  }
+}
