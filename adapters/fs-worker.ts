@@ -17,7 +17,7 @@ export interface DirEntry {
 
 export type SmallRead = { buf: Uint8Array } | { big: true };
 
-function readAll(fd: number, buf: Buffer, position: number): number {
+function readAll(fd: number, buf: Uint8Array, position: number): number {
   let got = 0;
   while (got < buf.length) {
     const n = fs.readSync(fd, buf, got, buf.length - got, position + got);
@@ -96,6 +96,33 @@ serve({
       throw err;
     }
     return undefined;
+  },
+
+  /** Fill `target` (shared memory) from `start`; the count read. */
+  readInto(file: string, start: number, target: Uint8Array): Handled {
+    const fd = fs.openSync(file, "r");
+    try {
+      return { value: readAll(fd, target, start) };
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+
+  /**
+   * Write a part at `offset` into an existing file if `data` has MD5 `md5`; the MD5 it has.
+   * ENOENT when the file is gone.
+   */
+  writePart(file: string, offset: number, data: Uint8Array, md5: string): Handled {
+    const actual = crypto.createHash("md5").update(data).digest("hex");
+    if (actual !== md5) return { value: actual };
+    const fd = fs.openSync(file, "r+");
+    try {
+      let done = 0;
+      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, offset + done);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return { value: actual };
   },
 
   /** Hex MD5 of the whole file, read in 4 MiB steps. */

@@ -45,6 +45,7 @@ const capabilities: Capabilities = Object.freeze({
   readRange: true,
   listMd5: false,
   writeReportsMd5: false,
+  writeChecksMd5: true,
   crc32c: false,
   preservesMtime: true,
   mtimePrecisionMs: 1,
@@ -153,6 +154,28 @@ export class FsAdapter implements Adapter {
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw toMigrateError(err);
+    }
+  }
+
+  async readInto(key: string, start: number, target: Buffer): Promise<number> {
+    const p = this.pathOf(key);
+    try {
+      // Shared memory is filled by the worker in place; other memory on this thread.
+      if (target.buffer instanceof SharedArrayBuffer) return await fsPool().call<number>("readInto", p, start, target);
+      const handle = await fsp.open(p, "r");
+      try {
+        let got = 0;
+        while (got < target.length) {
+          const { bytesRead } = await handle.read(target, got, target.length - got, start + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return got;
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      throw this.readError(key, err);
     }
   }
 
@@ -328,24 +351,15 @@ export class FsAdapter implements Adapter {
       return uploadId;
     },
     uploadPart: async (key, uploadId, partNumber, body, md5) => {
-      if (crypto.createHash("md5").update(body).digest("hex") !== md5) {
-        throw new MigrateError("Integrity", `${key}: part ${partNumber} does not match its md5`, { temporary: true });
-      }
       const partSize = Number(uploadId.split(".")[1]);
-      let handle: fsp.FileHandle;
+      let stored: string;
       try {
-        handle = await fsp.open(this.uploadPath(key, uploadId), "r+");
+        stored = await fsPool().call<string>("writePart", this.uploadPath(key, uploadId), (partNumber - 1) * partSize, body, md5);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new MigrateError("NotFound", `${key}: upload ${uploadId} no longer exists`);
         throw this.placeError(key, err);
       }
-      try {
-        await handle.write(body, 0, body.length, (partNumber - 1) * partSize);
-      } catch (err) {
-        throw this.placeError(key, err);
-      } finally {
-        await handle.close();
-      }
+      if (stored !== md5) throw new MigrateError("Integrity", `${key}: part ${partNumber} does not match its md5`, { temporary: true });
       return md5;
     },
     completeUpload: async (key, uploadId, parts, source) => {

@@ -68,6 +68,12 @@ export interface Capabilities {
   readonly listMd5: boolean;
   /** `write` returns an md5 the service computed itself, so it can be checked. */
   readonly writeReportsMd5: boolean;
+  /**
+   * `write` given `opts.md5` stores nothing and fails with a temporary Integrity error unless the
+   * bytes that arrived have that MD5 (the service checks it, e.g. S3 Content-MD5). The engine then
+   * need not hash a body whose MD5 the source already gave.
+   */
+  readonly writeChecksMd5: boolean;
   /** `list`/`stat`/`write` report crc32c. */
   readonly crc32c: boolean;
   /** `write` keeps the source's mtime and `list` reports it back (within mtimePrecisionMs). */
@@ -159,6 +165,11 @@ export interface Adapter {
   /** Why `key` cannot exist here (e.g. a name too long), or undefined if it can. */
   keyProblem?(key: string): string | undefined;
 
+  /**
+   * Fill `target` with the object's bytes from `start`; returns how many were read (fewer only at
+   * the end of the object). For parts: spares the engine a stream and a copy per chunk.
+   */
+  readInto?(key: string, start: number, target: Buffer): Promise<number>;
   /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */
   computeMd5?(key: string): Promise<string>;
 

@@ -27,6 +27,7 @@ const capabilities: Capabilities = Object.freeze({
   readRange: true,
   listMd5: false,
   writeReportsMd5: false,
+  writeChecksMd5: false,
   crc32c: false,
   preservesMtime: true,
   mtimePrecisionMs: 1,

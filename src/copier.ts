@@ -183,7 +183,10 @@ export class Copier {
     const info: ObjectInfo = stream.info ?? { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
     const expectedMd5 = item.md5 ?? info.md5;
     if (info.size <= SMALL_OBJECT) return this.copySmall(item, stream, info, expectedMd5);
-    const hasher = new HashingStream({ crc32c: this.destination.capabilities.crc32c }, (n) => this.sent(n));
+    // A destination that checks the source's MD5 on arrival verifies the bytes end to end;
+    // hashing them here as well would only spend CPU the transfer needs.
+    const serviceChecks = expectedMd5 !== undefined && this.destination.capabilities.writeChecksMd5;
+    const hasher = new HashingStream({ md5: !serviceChecks, crc32c: this.destination.capabilities.crc32c }, (n) => this.sent(n));
     const body = pipeline(stream, hasher, () => undefined);
     let stored;
     try {
@@ -195,7 +198,7 @@ export class Copier {
       this.opts.onBytes?.(-hasher.bytes);
       throw err;
     }
-    const md5 = hasher.md5Hex();
+    const md5 = hasher.md5Hex() ?? expectedMd5!;
     const problem = verify(info.size, hasher.bytes, stored.size, md5, expectedMd5, stored.md5, hasher.crc32cBase64(), stored.crc32c);
     if (problem) {
       this.opts.onBytes?.(-hasher.bytes);

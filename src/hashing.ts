@@ -8,28 +8,30 @@ import { crc32c } from "@node-rs/crc32";
 
 export class HashingStream extends Transform {
   bytes = 0;
-  private readonly md5 = crypto.createHash("md5");
+  private readonly md5?: crypto.Hash;
   private crc: number | undefined;
 
+  /** `md5: false` only counts (and CRCs): for bodies whose MD5 is checked elsewhere. */
   constructor(
-    opts: { crc32c?: boolean } = {},
+    opts: { md5?: boolean; crc32c?: boolean } = {},
     private readonly onBytes?: (n: number) => void,
   ) {
     super({ highWaterMark: 1024 * 1024 });
+    if (opts.md5 !== false) this.md5 = crypto.createHash("md5");
     if (opts.crc32c) this.crc = 0;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
-    this.md5.update(chunk);
+    this.md5?.update(chunk);
     if (this.crc !== undefined) this.crc = crc32c(chunk, this.crc);
     this.onBytes?.(chunk.length);
     cb(null, chunk);
   }
 
-  /** Hex MD5; call once, after the stream has ended. */
-  md5Hex(): string {
-    return this.md5.digest("hex");
+  /** Hex MD5; call once, after the stream has ended. Undefined when built with `md5: false`. */
+  md5Hex(): string | undefined {
+    return this.md5?.digest("hex");
   }
 
   /** Base64 big-endian CRC32C, as GCS and S3 report it; undefined unless asked for. */

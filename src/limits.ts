@@ -218,6 +218,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     delete: (key) => request(() => inner.delete(key)),
     check: (role) => withRetry(s.retry, () => request(() => inner.check(role))),
     keyProblem: inner.keyProblem?.bind(inner),
+    readInto: inner.readInto && ((key, start, target) => request(() => inner.readInto!(key, start, target))),
     computeMd5: inner.computeMd5?.bind(inner),
     multipart,
     close: inner.close?.bind(inner),

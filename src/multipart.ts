@@ -14,13 +14,12 @@
  * transactional MD5, GCS md5Hash); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
  */
-import { createMD5 } from "hash-wasm";
 import pLimit from "p-limit";
 import type { Adapter, ObjectInfo } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
-import { md5Hex } from "./hashing.js";
-import { ByteBudget } from "./memory.js";
+import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
+import { BufferPool, ByteBudget } from "./memory.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 
 export interface MultipartSettings {
@@ -60,6 +59,7 @@ export function choosePartSize(size: number, preferred: number, limits: { minPar
 
 export class MultipartCopier {
   readonly budget: ByteBudget;
+  private readonly buffers: BufferPool;
 
   constructor(
     private readonly source: Adapter,
@@ -69,6 +69,7 @@ export class MultipartCopier {
     private readonly hooks: MultipartHooks,
   ) {
     this.budget = new ByteBudget(settings.maxMemory);
+    this.buffers = new BufferPool(settings.maxMemory);
   }
 
   /** Whether an object of this size goes in parts here. */
@@ -88,21 +89,30 @@ export class MultipartCopier {
     const upload = await this.uploadFor(item.key, info, partSize);
 
     const committed = new Map(upload.parts.map((p) => [p.partNumber, p]));
-    const hasher = await createMD5();
-    if (upload.hashState && upload.hashedParts > 0) hasher.load(upload.hashState);
-    else hasher.init();
+    // The whole-object MD5, advanced part by part in order on a hash worker.
+    let hashState = upload.hashState && upload.hashedParts > 0 ? upload.hashState : undefined;
     let hashedUpTo = upload.hashState ? upload.hashedParts : 0;
     let bytesDone = [...committed.values()].reduce((n, p) => n + p.size, 0);
     this.store.progress(item.id, bytesDone, committed.size, partCount);
 
-    // Parts are hashed strictly in order: part n waits for part n-1's turn.
-    const turns = new Map<number, () => void>();
-    const waitTurn = (n: number) => (n === hashedUpTo + 1 ? Promise.resolve() : new Promise<void>((r) => turns.set(n, r)));
+    // Parts are hashed strictly in order: part n waits for part n-1's turn. Once a part fails,
+    // turns will not come: every waiting part is failed too, so the upload settles.
+    const turns = new Map<number, { go(): void; fail(e: unknown): void }>();
+    let broken: unknown;
+    const waitTurn = (n: number) =>
+      broken !== undefined ? Promise.reject(broken)
+      : n === hashedUpTo + 1 ? Promise.resolve()
+      : new Promise<void>((go, fail) => turns.set(n, { go, fail }));
     const passTurn = (n: number) => {
       hashedUpTo = n;
-      this.store.saveHashState(item.key, n, hasher.save());
-      turns.get(n + 1)?.();
+      this.store.saveHashState(item.key, n, hashState!);
+      turns.get(n + 1)?.go();
       turns.delete(n + 1);
+    };
+    const breakTurns = (err: unknown) => {
+      broken ??= err;
+      for (const t of turns.values()) t.fail(broken);
+      turns.clear();
     };
 
     const limit = pLimit(this.settings.partConcurrency);
@@ -114,16 +124,23 @@ export class MultipartCopier {
       const length = Math.min(partSize, info.size - start);
       work.push(
         limit(async () => {
-          if (this.hooks.shouldStop()) throw new Interrupted(item.key);
+          if (this.hooks.shouldStop()) {
+            breakTurns(new Interrupted(item.key));
+            throw new Interrupted(item.key);
+          }
           await this.budget.acquire(length);
+          const body = this.buffers.take(length);
+          let settled: Promise<unknown> = Promise.resolve();
           try {
-            const body = await this.readPart(item.key, start, length);
-            const partMd5 = md5Hex(body);
+            await this.readPart(item.key, start, body);
+            const partHash = md5Of(body);
+            settled = partHash.catch(() => undefined);
             if (needsHash) {
               await waitTurn(n);
-              hasher.update(body);
+              hashState = await md5Continue(hashState, body);
               passTurn(n);
             }
+            const partMd5 = await partHash;
             if (!committed.has(n)) {
               const etag = await withRetry(this.hooks.retry, async () => {
                 this.hooks.onBytes(length);
@@ -140,7 +157,13 @@ export class MultipartCopier {
               bytesDone += length;
               this.store.progress(item.id, bytesDone, committed.size, partCount);
             }
+          } catch (err) {
+            breakTurns(err);
+            throw err;
           } finally {
+            // A hash still reading the buffer must finish before it is reused.
+            await settled;
+            this.buffers.give(body);
             this.budget.release(length);
           }
         }),
@@ -149,8 +172,6 @@ export class MultipartCopier {
     const outcomes = await Promise.allSettled(work);
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
     if (failure) {
-      // Wake any part still waiting for a hash turn that will never come.
-      for (const wake of turns.values()) wake();
       const err = toMigrateError(failure.reason);
       if (!err.temporary && !(err instanceof Interrupted) && err.kind !== "Integrity") {
         // A permanent failure: this upload cannot be finished, so it must not be left billed.
@@ -159,7 +180,7 @@ export class MultipartCopier {
       throw err;
     }
 
-    const wholeMd5 = hasher.digest("hex");
+    const wholeMd5 = await md5Finish(hashState);
     if (info.md5 && info.md5 !== wholeMd5) {
       await this.abandon(item.key, upload.uploadId);
       throw new MigrateError("Integrity", `${item.key}: md5 of bytes read ${wholeMd5} differs from source's ${info.md5}`, { temporary: true });
@@ -207,11 +228,22 @@ export class MultipartCopier {
     this.store.deleteUpload(key);
   }
 
-  /** Read one part whole; fewer or more bytes than asked for is a temporary Integrity error. */
-  private async readPart(key: string, start: number, length: number): Promise<Buffer> {
-    return withRetry(this.hooks.retry, async () => {
+  /** Fill `body` with the part at `start`; fewer or more bytes is a temporary Integrity error. */
+  private async readPart(key: string, start: number, body: Buffer): Promise<void> {
+    const length = body.length;
+    await withRetry(this.hooks.retry, async () => {
+      if (this.source.readInto) {
+        const got = await this.source.readInto(key, start, body);
+        if (got !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${got} of ${length} bytes`, { temporary: true });
+        return;
+      }
       const stream = await this.source.read(key, { start, end: start + length - 1 });
-      const body = Buffer.allocUnsafe(length);
+      if (stream.whole) {
+        stream.destroy();
+        if (stream.whole.length !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${stream.whole.length} of ${length} bytes`, { temporary: true });
+        stream.whole.copy(body);
+        return;
+      }
       let got = 0;
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         if (got + chunk.length > length) {
@@ -222,7 +254,6 @@ export class MultipartCopier {
         got += chunk.length;
       }
       if (got !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${got} of ${length} bytes`, { temporary: true });
-      return body;
     }, this.retryHooks(key));
   }
 

@@ -32,13 +32,15 @@ const capabilities: Capabilities = Object.freeze({
   readRange: true,
   listMd5: true,
   writeReportsMd5: true,
+  writeChecksMd5: true,
   crc32c: false,
   preservesMtime: true,
   mtimePrecisionMs: 1,
   // 1024 characters; every character is at least one UTF-8 byte, so 1024 bytes always fit.
   maxKeyBytes: MAX_NAME_CHARS,
   metadata: true,
-  multipart: Object.freeze({ minPartSize: 1, maxPartSize: MAX_PART_SIZE, maxParts: MAX_PARTS }),
+  // Up to 256 MiB one streaming Put Blob beats staged blocks (rclone's cutoff too).
+  multipart: Object.freeze({ minPartSize: 1, maxPartSize: MAX_PART_SIZE, maxParts: MAX_PARTS, defaultThreshold: DEFAULT_WRITE_LIMITS.streamPutMax }),
 });
 
 export class AzureAdapter implements Adapter {

@@ -54,6 +54,7 @@ const capabilities: Capabilities = Object.freeze({
   readRange: true,
   listMd5: true,
   writeReportsMd5: true,
+  writeChecksMd5: true,
   crc32c: true,
   preservesMtime: true,
   mtimePrecisionMs: 1,

@@ -16,18 +16,24 @@ import { infoFromHeaders } from "./meta.js";
 import { MAX_SINGLE_PUT, S3Writer } from "./writer.js";
 
 const MiB = 1024 * 1024;
+/**
+ * Objects below this go in one streaming PUT (rclone's cutoff too): its ETag is the MD5, so it
+ * needs no MD5 pre-pass, and one stream to S3 is not the bottleneck at this size.
+ */
+const SINGLE_PUT_CUTOFF = 200 * MiB;
 
 export const S3_CAPABILITIES: Capabilities = Object.freeze({
   readRange: true,
   listMd5: true,
   writeReportsMd5: true,
+  writeChecksMd5: true,
   crc32c: false,
   // ListObjectsV2 returns no metadata, so list() reports the upload time, not the source mtime.
   preservesMtime: false,
   mtimePrecisionMs: 1,
   maxKeyBytes: 1024,
   metadata: true,
-  multipart: Object.freeze({ minPartSize: 5 * MiB, maxPartSize: MAX_SINGLE_PUT, maxParts: 10_000, md5AtStart: true }),
+  multipart: Object.freeze({ minPartSize: 5 * MiB, maxPartSize: MAX_SINGLE_PUT, maxParts: 10_000, md5AtStart: true, defaultThreshold: SINGLE_PUT_CUTOFF }),
 });
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

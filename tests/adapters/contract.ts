@@ -6,6 +6,7 @@
  *   adapterContract("s3", async () => ({ open: (prefix) => ..., badCredentials, missingBucket, stop }))
  */
 import crypto from "node:crypto";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Adapter, AdapterOptions, Location, ObjectInfo } from "../../adapters/types.js";
 import { parseLocation } from "../../adapters/index.js";
@@ -252,6 +253,23 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       }
       expect((await collect(a.list())).map((o) => o.key)).toEqual(["big"]);
       await a.multipart!.abortUpload("big", "no-such-upload-" + unique());
+    }, 60_000);
+
+    it("write with an md5 the bytes do not have is refused, and nothing appears (small and streamed)", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.capabilities.writeChecksMd5) ctx.skip("the service does not check an md5 on write");
+      // 3 MiB in 64 KiB chunks reaches the streaming write paths, not only the buffered ones.
+      for (const [key, data] of [["small", seededBytes(1000, 7)], ["streamed", seededBytes(3 * 1024 * 1024, 8)]] as const) {
+        const chunks = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+        const wrong = md5(Buffer.concat([data, Buffer.from("x")]));
+        const err = await expectKind(a.write(key, Readable.from(chunks), { key, size: data.length }, { md5: wrong }), "Integrity");
+        expect(err.temporary).toBe(true);
+        await expectKind(a.stat(key), "NotFound");
+        // The right md5 is accepted.
+        const ok = await a.write(key, Readable.from(chunks), { key, size: data.length }, { md5: md5(data) });
+        expect(ok.size).toBe(data.length);
+      }
+      expect((await collect(a.list())).map((o) => o.key)).toEqual(["small", "streamed"]);
     }, 60_000);
 
     it("multipart: a part whose md5 does not match its bytes is rejected", async (ctx) => {

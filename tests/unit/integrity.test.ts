@@ -158,3 +158,37 @@ describe("an upload the service can no longer complete", () => {
     expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
   });
 });
+
+describe("a part that cannot be read", () => {
+  it("fails its object (parts waiting for their hash turn do not hang), and no upload is left", async () => {
+    const src = tempDir("integrity-src");
+    const dstDir = tempDir("integrity-dst");
+    fs.writeFileSync(path.join(src, "obj.bin"), seededBytes(4 * 1024 * 1024, 5));
+    const inner = new FsAdapter(parseLocation(src));
+    let refused = 0;
+    const source: Adapter = {
+      display: "first part unreadable",
+      capabilities: inner.capabilities,
+      list: (p) => inner.list(p),
+      stat: (k) => inner.stat(k),
+      read: async (key, range) => {
+        if (range?.start === 0) {
+          refused++;
+          // Later parts finish their reads first and wait for part 1's hash turn.
+          await new Promise((r) => setTimeout(r, 50));
+          throw new MigrateError("PermissionDenied", `${key}: refused`);
+        }
+        return inner.read(key, range);
+      },
+      write: (...a) => inner.write(...a),
+      delete: (k) => inner.delete(k),
+      check: (r) => inner.check(r),
+    };
+    const { result, rows } = await migrateWith(source, dstDir, true);
+    expect(refused).toBeGreaterThanOrEqual(1);
+    expect(result.failed).toBe(1);
+    expect(rows[0].state).toBe("failed");
+    expect(rows[0].error).toMatch(/refused/);
+    expect(fs.readdirSync(dstDir)).toEqual([]); // the upload's temporary file was abandoned
+  }, 20_000);
+});

@@ -9,6 +9,7 @@ const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
   readRange: true,
   listMd5: false,
   writeReportsMd5: false,
+  writeChecksMd5: false,
   crc32c: false,
   preservesMtime: true,
   mtimePrecisionMs: 1,

@@ -1,0 +1,104 @@
+/**
+ * The worker-thread pools: filesystem calls and hashing off the main thread. Real files, real
+ * threads (the built worker modules in dist/, as in production).
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { WorkerPool, workerScript } from "../../src/worker-pool.js";
+import { md5Continue, md5Finish, md5Of } from "../../src/hash-pool.js";
+import { BufferPool } from "../../src/memory.js";
+import type { DirEntry, SmallRead } from "../../adapters/fs-worker.js";
+import { tempDir } from "../helpers/cli.js";
+import { seededBytes } from "../helpers/streams.js";
+
+const fsWorker = workerScript(new URL("../../adapters/fs.ts", import.meta.url).href, "fs-worker");
+
+describe("WorkerPool with the filesystem worker", () => {
+  it("answers many concurrent calls, each with its own result", async () => {
+    const dir = tempDir("pool");
+    const pool = new WorkerPool(fsWorker, 2);
+    try {
+      const files = Array.from({ length: 500 }, (_, i) => ({ name: `f${i}`, data: seededBytes(1 + (i % 7) * 100, i) }));
+      await Promise.all(files.map((f) => pool.call("writeSmall", path.join(dir, "sub", `.tmp-${f.name}`), path.join(dir, "sub", f.name), f.data, 1_600_000_000_123)));
+      const reads = await Promise.all(files.map((f) => pool.call<SmallRead>("readSmall", path.join(dir, "sub", f.name), 1 << 20)));
+      reads.forEach((r, i) => {
+        expect("buf" in r).toBe(true);
+        if ("buf" in r) expect(Buffer.from(r.buf).equals(files[i].data)).toBe(true);
+      });
+      const listed = await pool.call<DirEntry[]>("listDir", path.join(dir, "sub"), ".tmp-");
+      expect(listed.length).toBe(500);
+      // Seconds as a double lose a little: within the 1 ms the adapter promises.
+      expect(listed.every((e) => !e.dir && Math.abs(e.mtimeMs - 1_600_000_000_123) < 1)).toBe(true);
+      expect(fs.readdirSync(path.join(dir, "sub")).filter((n) => n.startsWith(".tmp-"))).toEqual([]); // none left behind
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("keeps the errno code of a failed call, and the pool goes on", async () => {
+    const pool = new WorkerPool(fsWorker, 1);
+    try {
+      const err = (await pool.call("readSmall", "/nonexistent/x", 10).catch((e: unknown) => e)) as NodeJS.ErrnoException;
+      expect(err).toBeInstanceOf(Error);
+      expect(err.code).toBe("ENOENT");
+      expect(err.syscall).toBe("open");
+      const big = await pool.call<SmallRead>("readSmall", process.execPath, 10);
+      expect(big).toEqual({ big: true });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("an idle pool does not keep the process alive", () => {
+    const script = `
+      import { WorkerPool } from ${JSON.stringify(new URL("../../dist/src/worker-pool.js", import.meta.url).href)};
+      const pool = new WorkerPool(${JSON.stringify(fsWorker)}, 2);
+      const entries = await pool.call("listDir", ${JSON.stringify(path.dirname(fsWorker))}, ".x");
+      console.log(entries.length > 0 ? "listed" : "empty");`;
+    const file = path.join(tempDir("pool-exit"), "idle.mjs");
+    fs.writeFileSync(file, script);
+    const run = spawnSync(process.execPath, [file], { encoding: "utf8", timeout: 15_000 });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout.trim()).toBe("listed");
+  });
+});
+
+describe("hash pool", () => {
+  it("part MD5s and the whole-object MD5 chained part by part match a one-pass MD5", async () => {
+    const data = seededBytes(3 * 1024 * 1024 + 17, 4);
+    const pool = new BufferPool(0);
+    const parts = [0, 1, 2, 3].map((i) => {
+      const slice = data.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024);
+      const shared = pool.take(slice.length);
+      slice.copy(shared);
+      return shared;
+    });
+    expect(parts[0].buffer).toBeInstanceOf(SharedArrayBuffer);
+    const partMd5s = await Promise.all(parts.map((p) => md5Of(p)));
+    expect(partMd5s).toEqual(parts.map((p) => crypto.createHash("md5").update(p).digest("hex")));
+    let state: Uint8Array | undefined;
+    for (const p of parts.slice(0, 2)) state = await md5Continue(state, p);
+    // A saved state (as the checkpoint keeps it) continues where it stopped.
+    const saved = Uint8Array.from(state!);
+    for (const p of parts.slice(2)) state = await md5Continue(state, p);
+    const whole = crypto.createHash("md5").update(data).digest("hex");
+    expect(await md5Finish(state)).toBe(whole);
+    let resumed: Uint8Array | undefined = saved;
+    for (const p of parts.slice(2)) resumed = await md5Continue(resumed, p);
+    expect(await md5Finish(resumed)).toBe(whole);
+  });
+
+  it("BufferPool hands back a returned buffer of the same size, within its cap", () => {
+    const pool = new BufferPool(2048);
+    const a = pool.take(1024);
+    pool.give(a);
+    expect(pool.take(1024)).toBe(a);
+    const big = pool.take(4096);
+    pool.give(big);
+    expect(pool.take(4096)).not.toBe(big); // over the cap: not kept
+  });
+});
