@@ -71,9 +71,14 @@ serve({
 
   /**
    * Write `data` to `tmp` (creating its folder if missing), set its mtime, and rename it to
-   * `final`. On failure the temporary file is removed.
+   * `final`. On failure the temporary file is removed. With `md5`, bytes that do not have it
+   * are not written: the answer is then the MD5 they have.
    */
-  writeSmall(tmp: string, final: string, data: Uint8Array, mtimeMs?: number): Handled {
+  writeSmall(tmp: string, final: string, data: Uint8Array, mtimeMs?: number, md5?: string): Handled {
+    if (md5) {
+      const actual = crypto.createHash("md5").update(data).digest("hex");
+      if (actual !== md5) return { value: actual };
+    }
     let fd: number;
     try {
       fd = fs.openSync(tmp, "w");
@@ -95,7 +100,7 @@ serve({
       fs.rmSync(tmp, { force: true });
       throw err;
     }
-    return undefined;
+    return { value: md5 };
   },
 
   /** Fill `target` (shared memory) from `start`; the count read. */

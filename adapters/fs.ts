@@ -38,6 +38,17 @@ const FS_WORKERS = Number(process.env.CLOUDMIGRATE_FS_THREADS) || Math.min(4, Ma
 let sharedPool: WorkerPool | undefined;
 const fsPool = (): WorkerPool => (sharedPool ??= new WorkerPool(workerScript(import.meta.url, "fs-worker"), FS_WORKERS));
 
+/**
+ * `buf`, or a copy of it in memory of its own: a message to a worker copies a view's whole
+ * backing store, and a small body is often a slice of a 64 KiB socket buffer or an 8 KiB pool.
+ */
+function ownMemory(buf: Buffer): Buffer {
+  if (buf.byteLength === buf.buffer.byteLength || buf.buffer instanceof SharedArrayBuffer) return buf;
+  const own = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(own);
+  return own;
+}
+
 /** A Buffer over bytes that arrived from a worker (they arrive as a plain Uint8Array). */
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -192,7 +203,7 @@ export class FsAdapter implements Adapter {
     const finalPath = this.pathOf(key);
     const dir = path.dirname(finalPath);
     const tmp = tempNameFor(finalPath);
-    if (opts?.whole && source.size <= SMALL_FILE) return this.writeWhole(key, opts.whole, source, tmp, finalPath);
+    if (opts?.whole && source.size <= SMALL_FILE) return this.writeWhole(key, opts.whole, source, tmp, finalPath, opts.md5);
     try {
       await this.ensureDir(dir);
     } catch (err) {
@@ -271,17 +282,21 @@ export class FsAdapter implements Adapter {
   }
 
   /**
-   * A body the engine already holds (and has hashed) goes to disk in one worker call: temporary
-   * file, mtime, rename.
+   * A body the engine already holds goes to disk in one worker call: MD5 check, temporary file,
+   * mtime, rename.
    */
-  private async writeWhole(key: string, whole: Buffer, source: ObjectInfo, tmp: string, finalPath: string): Promise<WriteResult> {
+  private async writeWhole(key: string, whole: Buffer, source: ObjectInfo, tmp: string, finalPath: string, md5?: string): Promise<WriteResult> {
     if (whole.length !== source.size) {
       throw new MigrateError("Integrity", `${key}: received ${whole.length} bytes, expected ${source.size}`, { temporary: true });
     }
+    let got: string | undefined;
     try {
-      await fsPool().call("writeSmall", tmp, finalPath, whole, source.mtime);
+      got = await fsPool().call<string | undefined>("writeSmall", tmp, finalPath, ownMemory(whole), source.mtime, md5?.toLowerCase());
     } catch (err) {
       throw this.placeError(key, err);
+    }
+    if (md5 && got !== md5.toLowerCase()) {
+      throw new MigrateError("Integrity", `${key}: received bytes have md5 ${got}, expected ${md5}`, { temporary: true });
     }
     return { size: whole.length };
   }

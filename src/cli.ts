@@ -82,7 +82,7 @@ function addRunOptions(cmd: Command): Command {
     .option("--json", "one NDJSON event per line on stdout, for scripts", false)
     .option("--debug", "stack traces on errors", false)
     .option("--retries <n>", "attempts per object for temporary errors", positiveInt("--retries"), 5)
-    .option("--multipart-threshold <size>", "objects at least this big go in parts (default: 64M; 256M into GCS, 8G into a local folder)", size("--multipart-threshold"))
+    .option("--multipart-threshold <size>", "objects at least this big go in parts (default: 200M into S3, 256M into GCS or Azure, 8G into a local folder)", size("--multipart-threshold"))
     .option("--part-size <size>", "part size for multipart transfers (default: 16M, 64M into GCS; raised to fit the service's part limit)", size("--part-size"))
     .option("--part-concurrency <n>", "parts in flight per large object", positiveInt("--part-concurrency"), 4)
     .addOption(sizeOption("--max-memory <size>", "cap on bytes buffered for parts, all objects together", "512M"))

@@ -26,8 +26,11 @@ export interface GcsRequest {
   path: string;
   query?: Record<string, string | undefined>;
   headers?: Record<string, string>;
-  /** A Buffer/string is sent with its length; a stream is piped (with `contentLength` if known). */
-  body?: Buffer | string | Readable;
+  /**
+   * A Buffer/string is sent with its length, and so are Buffers in sequence (no copy into one);
+   * a stream is piped (with `contentLength` if known).
+   */
+  body?: Buffer | Buffer[] | string | Readable;
   contentLength?: number;
   signal?: AbortSignal;
 }
@@ -69,6 +72,7 @@ export class GcsHttp {
     let body = req.body;
     if (typeof body === "string") body = Buffer.from(body);
     if (Buffer.isBuffer(body)) headers["content-length"] = String(body.length);
+    else if (Array.isArray(body)) headers["content-length"] = String(body.reduce((n, b) => n + b.length, 0));
     else if (body && req.contentLength !== undefined) headers["content-length"] = String(req.contentLength);
     else if (!body && req.method !== "GET" && req.method !== "HEAD") headers["content-length"] = "0";
 
@@ -109,6 +113,9 @@ export class GcsHttp {
           // resulting socket reset; a response that already arrived is left alone.
           if (err && !settled) fail(stream.errored ?? err);
         });
+      } else if (Array.isArray(body)) {
+        for (const b of body) r.write(b);
+        r.end();
       } else {
         r.end(body);
       }

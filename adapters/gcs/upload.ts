@@ -38,9 +38,9 @@ export async function uploadObject(http: GcsHttp, a: UploadArgs): Promise<GcsObj
   const size = Buffer.isBuffer(a.body) ? a.body.length : a.size;
   const known = size !== undefined && Number.isSafeInteger(size) && size >= 0;
 
-  let body: Buffer | Readable;
+  let body: Buffer[] | Readable;
   if (Buffer.isBuffer(a.body)) {
-    body = Buffer.concat([head, a.body, tail]);
+    body = [head, a.body, tail]; // not concatenated: a 64 MiB part would be copied whole
   } else {
     body = Readable.from(framed(head, a.body, tail, known ? size : undefined, a.bucket, a.name), {
       objectMode: false,
@@ -52,7 +52,7 @@ export async function uploadObject(http: GcsHttp, a: UploadArgs): Promise<GcsObj
     query: { uploadType: "multipart", name: a.name, projection: "noAcl", fields: OBJECT_FIELDS },
     headers: { "content-type": `multipart/related; boundary=${boundary}` },
     body,
-    contentLength: known && !Buffer.isBuffer(body) ? head.length + (size as number) + tail.length : undefined,
+    contentLength: known && !Array.isArray(body) ? head.length + (size as number) + tail.length : undefined,
     signal: a.signal,
   });
 }
