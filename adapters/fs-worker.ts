@@ -130,6 +130,54 @@ serve({
     return { value: actual };
   },
 
+  /**
+   * Copy `src` to `tmp` hashing the bytes, set the mtime, rename to `final`. The MD5 of what
+   * was copied, or `{ size }` (nothing left behind) when `src` did not hold `expect` bytes.
+   */
+  copyFile(src: string, tmp: string, final: string, expect: number, mtimeMs?: number): Handled {
+    const input = fs.openSync(src, "r");
+    try {
+      let out: number;
+      try {
+        out = fs.openSync(tmp, "w");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        fs.mkdirSync(path.dirname(tmp), { recursive: true });
+        out = fs.openSync(tmp, "w");
+      }
+      let size = 0;
+      const hash = crypto.createHash("md5");
+      try {
+        try {
+          const buf = Buffer.allocUnsafe(Math.min(Math.max(expect, 1), 1024 * 1024) + 1);
+          for (;;) {
+            const n = fs.readSync(input, buf, 0, buf.length, size);
+            if (n === 0) break;
+            const chunk = buf.subarray(0, n);
+            hash.update(chunk);
+            for (let done = 0; done < n; ) done += fs.writeSync(out, chunk, done, n - done, size + done);
+            size += n;
+            if (size > expect) break;
+          }
+          if (size === expect && mtimeMs !== undefined) fs.futimesSync(out, mtimeMs / 1000, mtimeMs / 1000);
+        } finally {
+          fs.closeSync(out);
+        }
+        if (size !== expect) {
+          fs.rmSync(tmp, { force: true });
+          return { value: { size } };
+        }
+        fs.renameSync(tmp, final);
+      } catch (err) {
+        fs.rmSync(tmp, { force: true });
+        throw err;
+      }
+      return { value: { size, md5: hash.digest("hex") } };
+    } finally {
+      fs.closeSync(input);
+    }
+  },
+
   /** Hex MD5 of the whole file, read in 4 MiB steps. */
   md5File(file: string): Handled {
     const fd = fs.openSync(file, "r");

@@ -170,6 +170,17 @@ export interface Adapter {
    * the end of the object). For parts: spares the engine a stream and a copy per chunk.
    */
   readInto?(key: string, start: number, target: Buffer): Promise<number>;
+  /**
+   * The path of a local file holding `key`'s bytes, if this adapter keeps objects as files on
+   * this machine. With the destination's `writeFromFile`, bytes then never cross the engine.
+   */
+  localPath?(key: string): string;
+  /**
+   * Store the local file `file` under `key` (as `write` would: `source`'s mtime and headers, no
+   * partial object visible). The file must hold exactly `source.size` bytes, else a temporary
+   * Integrity error. Returns the MD5 of the bytes read, which were the bytes stored.
+   */
+  writeFromFile?(key: string, file: string, source: ObjectInfo): Promise<WriteResult & { md5: string }>;
   /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */
   computeMd5?(key: string): Promise<string>;
 

@@ -219,6 +219,11 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     check: (role) => withRetry(s.retry, () => request(() => inner.check(role))),
     keyProblem: inner.keyProblem?.bind(inner),
     readInto: inner.readInto && ((key, start, target) => request(() => inner.readInto!(key, start, target))),
+    localPath: inner.localPath?.bind(inner),
+    writeFromFile: inner.writeFromFile && (async (key, file, source) => {
+      await s.bandwidth?.take(source.size);
+      return request(() => inner.writeFromFile!(key, file, source));
+    }),
     computeMd5: inner.computeMd5?.bind(inner),
     multipart,
     close: inner.close?.bind(inner),

@@ -6,6 +6,9 @@
  *   adapterContract("s3", async () => ({ open: (prefix) => ..., badCredentials, missingBucket, stop }))
  */
 import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Adapter, AdapterOptions, Location, ObjectInfo } from "../../adapters/types.js";
@@ -273,6 +276,27 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
         expect(ok.size).toBe(data.length);
       }
       expect((await collect(a.list())).map((o) => o.key)).toEqual(["small", "streamed"]);
+    }, 60_000);
+
+    it("writeFromFile stores a local file with its MD5 and mtime; a file of another size stores nothing", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.writeFromFile) ctx.skip("no writeFromFile");
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-from-file-"));
+      for (const [name, size] of [["tiny", 10], ["big", 3 * 1024 * 1024 + 5]] as const) {
+        const data = seededBytes(size, size);
+        const file = path.join(dir, name);
+        fs.writeFileSync(file, data);
+        const res = await a.writeFromFile!(`sub/${name}`, file, { key: `sub/${name}`, size, mtime: 1_500_000_000_000 });
+        expect(res).toMatchObject({ size, md5: md5(data) });
+        expect((await readAll(await a.read(`sub/${name}`))).equals(data)).toBe(true);
+        if (a.capabilities.preservesMtime) expect(Math.abs((await a.stat(`sub/${name}`)).mtime! - 1_500_000_000_000)).toBeLessThanOrEqual(a.capabilities.mtimePrecisionMs);
+        // The file changed since it was listed: refused, and nothing under the name.
+        await expectKind(a.writeFromFile!(`other/${name}`, file, { key: `other/${name}`, size: size + 1 }), "Integrity");
+        await expectKind(a.writeFromFile!(`other/${name}`, file, { key: `other/${name}`, size: size - 1 }), "Integrity");
+        await expectKind(a.stat(`other/${name}`), "NotFound");
+      }
+      await expectKind(a.writeFromFile!("gone", path.join(dir, "missing"), { key: "gone", size: 1 }), "NotFound");
+      expect((await collect(a.list())).map((o) => o.key)).toEqual(["sub/big", "sub/tiny"]);
     }, 60_000);
 
     it("multipart: a part whose md5 does not match its bytes is rejected", async (ctx) => {
