@@ -5,7 +5,7 @@
  *
  * The command runs in its own process group so a timeout or a Ctrl-C kills all of it.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -28,6 +28,25 @@ export interface Measured {
   stdoutHead: string;
   /** ms from spawn to the first stdout line `firstLine` matched, if asked for. */
   firstMatchMs?: number;
+  /**
+   * CPU busy time of the whole machine while the command ran, ms (/proc/stat: every process,
+   * the emulators included). Near cores × wall time: the machine, not the tool, was the limit.
+   */
+  boxCpuMs?: number;
+}
+
+let clockTicks: number | undefined;
+/** Busy CPU time of the whole machine since boot, ms; undefined off Linux. */
+export function machineBusyMs(): number | undefined {
+  try {
+    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+    clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    return (busy * 1000) / clockTicks;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface MeasureOptions {
@@ -63,6 +82,7 @@ function readHwm(pid: number): number {
 export async function measure(cmd: string, args: string[], opts: MeasureOptions): Promise<Measured> {
   const timeFile = path.join(os.tmpdir(), `bench-time-${process.pid}-${Date.now()}.txt`);
   const [file, argv] = hasGnuTime ? [GNU_TIME, ["-o", timeFile, "-f", "%M %U %S", cmd, ...args]] : [cmd, args];
+  const busyBefore = machineBusyMs();
   const started = process.hrtime.bigint();
   const child = spawn(file, argv, {
     env: opts.env ?? process.env,
@@ -102,6 +122,8 @@ export async function measure(cmd: string, args: string[], opts: MeasureOptions)
     child.once("close", (code, sig) => resolve([code, sig]));
   });
   const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const busyAfter = machineBusyMs();
+  const boxCpuMs = busyBefore !== undefined && busyAfter !== undefined ? busyAfter - busyBefore : undefined;
   clearTimeout(timer);
   if (poll) clearInterval(poll);
   current = undefined;
@@ -119,7 +141,7 @@ export async function measure(cmd: string, args: string[], opts: MeasureOptions)
     }
     fs.rmSync(timeFile, { force: true });
   }
-  return { wallMs, peakRss, cpuMs, exitCode, signal, timedOut, stderrTail: stderr.trim(), stdoutHead: stdout, firstMatchMs };
+  return { wallMs, peakRss, cpuMs, boxCpuMs, exitCode, signal, timedOut, stderrTail: stderr.trim(), stdoutHead: stdout, firstMatchMs };
 }
 
 /** Median of a non-empty list. */

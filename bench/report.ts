@@ -3,6 +3,7 @@
  * issue's targets checked, and the stdout table.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { median } from "./measure.js";
 import type { RouteName, Workload } from "./options.js";
@@ -14,6 +15,8 @@ export interface RunRecord {
   peakRss: number;
   /** User + system CPU of the process, ms. */
   cpuMs?: number;
+  /** CPU the whole machine was busy during the run (tool, emulators, anything else), ms. */
+  boxCpuMs?: number;
   ok: boolean;
   error?: string;
   /** 1-minute load average when the run started (the machine is shared). */
@@ -34,6 +37,8 @@ export interface ToolSummary {
   peakRss?: number;
   /** Median CPU time (user + system) of the tool's own process, ms. */
   medianCpuMs?: number;
+  /** Median busy CPU time of the whole machine during the runs, ms. */
+  medianBoxCpuMs?: number;
   /** Why there is no figure. */
   na?: string;
 }
@@ -89,6 +94,7 @@ export function summarize(tool: Tool, command: string, runs: RunRecord[], w: Wor
     mbPerSec: (w.count * w.size) / 1e6 / (wall / 1000),
     peakRss: Math.max(...good.map((r) => r.peakRss)),
     medianCpuMs: good.every((r) => r.cpuMs !== undefined) ? median(good.map((r) => r.cpuMs!)) : undefined,
+    medianBoxCpuMs: good.every((r) => r.boxCpuMs !== undefined) ? median(good.map((r) => r.boxCpuMs!)) : undefined,
   };
 }
 
@@ -147,7 +153,7 @@ export function renderTable(r: BenchReport): string {
   const lines: string[] = [];
   if (r.cases.length) {
     const notes: string[] = [];
-    const rows: string[][] = [["workload", "route", "tool", "median s", "objects/s", "MB/s", "peak RSS MB", "CPU s", "runs ok", "vs rclone", "vs SDK"]];
+    const rows: string[][] = [["workload", "route", "tool", "median s", "objects/s", "MB/s", "peak RSS MB", "CPU s", "box CPU s", "runs ok", "vs rclone", "vs SDK"]];
     for (const c of r.cases) {
       const label = `${c.workload.name} (${c.workload.count}×${sizeLabel(c.workload.size)})`;
       for (const t of c.tools) {
@@ -161,6 +167,7 @@ export function renderTable(r: BenchReport): string {
           t.mbPerSec !== undefined ? t.mbPerSec.toFixed(1) : "",
           t.peakRss !== undefined ? mb(t.peakRss) : "",
           t.medianCpuMs !== undefined ? (t.medianCpuMs / 1000).toFixed(2) : "",
+          t.medianBoxCpuMs !== undefined ? (t.medianBoxCpuMs / 1000).toFixed(2) : "",
           `${t.runs.filter((x) => x.ok).length}/${t.runs.length}`,
           first && c.vsRclone !== undefined ? `${c.vsRclone.toFixed(2)}×` : "",
           first && c.vsSdk !== undefined ? `${c.vsSdk.toFixed(2)}×` : "",
@@ -173,6 +180,7 @@ export function renderTable(r: BenchReport): string {
     lines.push(
       "vs rclone / vs SDK: cloudmigrate throughput ÷ theirs (> 1 = cloudmigrate faster). MB = 10^6 bytes.",
       "CPU s: median user+system CPU of the tool's process (not the emulators'); steadier than wall time on a loaded machine.",
+      `box CPU s: CPU the whole machine was busy during the run (tool + emulator + anything else); near ${os.availableParallelism()} × median s, the machine itself was the limit.`,
     );
   }
   if (r.scale.length) {

@@ -113,7 +113,7 @@ async function runOnce(lab: Lab, route: RouteName, src: Endpoint, spec: ToolSpec
     syncDisks();
     const load1 = os.loadavg()[0];
     const m = await measure(inv.cmd, inv.args, { env: inv.env, cwd: repoRoot, timeoutMs: o.timeoutMs });
-    const rec: RunRecord = { wallMs: m.wallMs, peakRss: m.peakRss, cpuMs: m.cpuMs, ok: false, load1 };
+    const rec: RunRecord = { wallMs: m.wallMs, peakRss: m.peakRss, cpuMs: m.cpuMs, boxCpuMs: m.boxCpuMs, ok: false, load1 };
     if (m.timedOut) rec.error = `timed out after ${o.timeoutMs / 1000} s`;
     else if (m.exitCode !== 0) rec.error = `exit ${m.exitCode ?? m.signal}: ${m.stderrTail.split("\n").slice(-3).join(" | ")}`;
     else {
@@ -155,7 +155,7 @@ async function runCase(lab: Lab, w: Workload, route: RouteName, o: BenchOptions,
     for (const spec of order) {
       const rec = await runOnce(lab, route, src, spec, o);
       runs.get(spec.tool)!.push(rec);
-      log(`${tag} run ${i + 1}/${o.runs} ${spec.tool.padEnd(12)} ${rec.ok ? `${(rec.wallMs / 1000).toFixed(2)} s, CPU ${((rec.cpuMs ?? 0) / 1000).toFixed(2)} s, ${(rec.peakRss / 1e6).toFixed(0)} MB RSS` : `FAILED: ${rec.error}`} (load ${rec.load1.toFixed(2)})`);
+      log(`${tag} run ${i + 1}/${o.runs} ${spec.tool.padEnd(12)} ${rec.ok ? `${(rec.wallMs / 1000).toFixed(2)} s, CPU ${((rec.cpuMs ?? 0) / 1000).toFixed(2)} s (box ${((rec.boxCpuMs ?? 0) / 1000).toFixed(2)} s), ${(rec.peakRss / 1e6).toFixed(0)} MB RSS` : `FAILED: ${rec.error}`} (load ${rec.load1.toFixed(2)})`);
     }
   }
   const tools = specs.map((s) => summarize(s.tool, s.command, runs.get(s.tool)!, w));

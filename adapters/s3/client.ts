@@ -13,6 +13,7 @@ import tls from "node:tls";
 import { HeadBucketCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import type { AdapterOptions } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
+import { LeanPut } from "./lean-put.js";
 
 /** Connections kept per origin: large runs keep hundreds of requests in flight. */
 const MAX_SOCKETS = 256;
@@ -156,8 +157,11 @@ async function discoverRegion(bucket: string, cfg: ResolvedS3Config, handler: Ha
   // The probe shares the handler's agents: do not destroy it.
 }
 
-/** Build the client for `bucket`. The handler's agents are released by `client.destroy()`. */
-export function createS3Client(bucket: string, opts: AdapterOptions): S3Client {
+/**
+ * Build the client for `bucket`, and the lean small-object PUT that shares its agents, region
+ * and credentials. The handler's agents are released by `client.destroy()`.
+ */
+export function createS3Client(bucket: string, opts: AdapterOptions): { client: S3Client; lean: LeanPut } {
   suppressNodeVersionWarning();
   const cfg = resolveS3Config(opts);
   const handler = makeHandler(cfg);
@@ -174,14 +178,20 @@ export function createS3Client(bucket: string, opts: AdapterOptions): S3Client {
     // Only on AWS: a redirect costs a second request, a last resort if discovery was wrong.
     followRegionRedirects: !cfg.endpoint,
   });
+  const lean = new LeanPut(client, { http: handler.httpAgent, https: handler.httpsAgent }, cfg.idleTimeoutMs);
   client.middlewareStack.add(
-    (next) => async (args) => {
+    (next, context) => async (args) => {
       unsignedPayloadWhenMd5(args.request);
+      // The URL the SDK resolved for a PutObject tells the lean path where objects go.
+      const key = (args.input as { Key?: unknown }).Key;
+      if (!lean.ready && context.commandName === "PutObjectCommand" && typeof key === "string") {
+        lean.learn(key, args.request as { protocol?: string; hostname?: string; port?: number; path?: string });
+      }
       return next(args);
     },
     { step: "build", name: "cloudmigrateUnsignedPayloadWhenMd5" },
   );
-  return client;
+  return { client, lean };
 }
 
 /**

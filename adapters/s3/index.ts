@@ -10,6 +10,7 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2
 import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { createS3Client } from "./client.js";
+import type { LeanPut } from "./lean-put.js";
 import { mapS3Error } from "./errors.js";
 import { listObjects } from "./lister.js";
 import { infoFromHeaders } from "./meta.js";
@@ -53,11 +54,12 @@ export class S3Adapter implements Adapter {
   constructor(
     loc: Location,
     private readonly client: S3Client,
+    lean?: LeanPut,
   ) {
     this.display = loc.display;
     this.bucket = loc.root;
     this.base = loc.prefix ? `${trimSlashes(loc.prefix)}/` : "";
-    this.multipart = new S3Writer(client, this.bucket, (k) => this.fullKey(k));
+    this.multipart = new S3Writer(client, this.bucket, (k) => this.fullKey(k), lean);
   }
 
   private fullKey(key: string): string {
@@ -140,5 +142,6 @@ export class S3Adapter implements Adapter {
 }
 
 export async function createS3Adapter(loc: Location, opts: AdapterOptions): Promise<Adapter> {
-  return new S3Adapter(loc, createS3Client(loc.root, opts));
+  const { client, lean } = createS3Client(loc.root, opts);
+  return new S3Adapter(loc, client, lean);
 }

@@ -32,7 +32,8 @@ import {
 import type { MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
 import { CantDoThatHere, MigrateError, toMigrateError } from "../../src/errors.js";
 import { mapS3Error } from "./errors.js";
-import { cleanEtag, infoFromHeaders, isHexMd5, md5FromEtag, writeHeaders } from "./meta.js";
+import { cleanEtag, infoFromHeaders, isHexMd5, md5FromEtag, writeHeaders, type S3WriteHeaders } from "./meta.js";
+import type { LeanPut } from "./lean-put.js";
 
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 
@@ -64,6 +65,18 @@ class ExactLength extends Transform {
   }
 }
 
+/** PutObject's header fields as the HTTP headers S3 takes (content headers, x-amz-meta-*). */
+function rawHeaders(h: S3WriteHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (h.ContentType !== undefined) out["content-type"] = h.ContentType;
+  if (h.CacheControl !== undefined) out["cache-control"] = h.CacheControl;
+  if (h.ContentEncoding !== undefined) out["content-encoding"] = h.ContentEncoding;
+  if (h.ContentDisposition !== undefined) out["content-disposition"] = h.ContentDisposition;
+  if (h.ContentLanguage !== undefined) out["content-language"] = h.ContentLanguage;
+  for (const [k, v] of Object.entries(h.Metadata)) out[`x-amz-meta-${k}`] = v;
+  return out;
+}
+
 /** The multipart ETag S3 computes: md5 of the concatenated binary part md5s, "-N". */
 export function multipartEtag(partMd5s: string[]): string {
   const h = createHash("md5");
@@ -77,6 +90,8 @@ export class S3Writer implements MultipartSteps {
     private readonly bucket: string,
     /** Location key → full S3 key. */
     private readonly fullKey: (key: string) => string,
+    /** Small PUTs without the SDK's middleware, once it knows where to send them. */
+    private readonly lean?: LeanPut,
   ) {}
 
   /** Stream `body` (exactly source.size bytes) to one PutObject. */
@@ -135,9 +150,14 @@ export class S3Writer implements MultipartSteps {
 
   /** A body already in memory: one PutObject with the Buffer itself (no stream plumbing). */
   private async putWhole(Key: string, Body: Buffer, source: ObjectInfo, want: string | undefined): Promise<WriteResult> {
-    let out;
+    let out: { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string };
     try {
-      out = await this.client.send(
+      if (this.lean?.ready) {
+        // The lean path always sends Content-MD5: it is what makes S3 check the body.
+        const md5 = isHexMd5(want) ? want : createHash("md5").update(Body).digest("hex");
+        const r = await this.lean.put(Key, Body, { ...rawHeaders(writeHeaders(source)), "content-md5": md5Base64(md5) });
+        out = { ETag: r.etag, ServerSideEncryption: r.serverSideEncryption, SSECustomerAlgorithm: r.sseCustomerAlgorithm };
+      } else out = await this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key,

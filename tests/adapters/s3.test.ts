@@ -13,9 +13,9 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseLocation } from "../../adapters/index.js";
-import { resolveS3Config } from "../../adapters/s3/client.js";
+import { createS3Client, resolveS3Config } from "../../adapters/s3/client.js";
 import { mapS3Error, parseRetryAfter } from "../../adapters/s3/errors.js";
-import { createS3Adapter } from "../../adapters/s3/index.js";
+import { S3Adapter, createS3Adapter } from "../../adapters/s3/index.js";
 import { decodeMetaValue, encodeMetaValue, parseMtime } from "../../adapters/s3/meta.js";
 import type { Adapter, AdapterOptions, ObjectInfo } from "../../adapters/types.js";
 import { startMinio } from "../emulators/minio.js";
@@ -439,6 +439,44 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
   it("an http:// endpoint works with AWS_CA_BUNDLE pointing nowhere", async () => {
     const a = await open(root, { env: { ...emu.env, AWS_CA_BUNDLE: "/nonexistent/bundle.pem" } });
     await a.check("source");
+  });
+
+  it("small whole bodies go by the lean signed PUT once the SDK showed the URL: keys, headers, metadata, errors", async () => {
+    const loc = parseLocation(`${root}/lean pre+fix`);
+    const { client, lean } = createS3Client(loc.root, emu.adapterOptions);
+    const a = new S3Adapter(loc, client, lean);
+    adapters.push(a);
+    const whole = (k: string, data: Buffer, extra: Partial<ObjectInfo> = {}) =>
+      a.write(k, Readable.from([data]), src(k, data.length, extra), { md5: md5(data), whole: data });
+    expect(lean.ready).toBe(false);
+    await whole("first", Buffer.from("through the SDK"));
+    expect(lean.ready).toBe(true);
+    const keys = ["a b/c+d%e#f?g&h=i@j:k", "caf\u00e9/\u00fc!'()*~", "x/y/z.txt"];
+    const extra = { contentType: "text/plain; charset=utf-8", cacheControl: "max-age=60", contentDisposition: "attachment", metadata: { "my-key": "välue ✓" }, mtime: 1_600_000_000_123 };
+    for (const [i, k] of keys.entries()) {
+      const data = Buffer.from(`lean body ${i} `.repeat(50));
+      const res = await whole(k, data, extra);
+      expect(res).toMatchObject({ size: data.length, md5: md5(data) });
+      const st = await a.stat(k);
+      expect(st).toMatchObject({ size: data.length, md5: md5(data), contentType: extra.contentType, cacheControl: "max-age=60", contentDisposition: "attachment", mtime: extra.mtime });
+      expect(st.metadata).toEqual({ "my-key": "välue ✓" });
+      expect((await readAll(await a.read(k))).equals(data)).toBe(true);
+    }
+    expect((await collect(a.list())).map((o) => o.key)).toEqual(["a b/c+d%e#f?g&h=i@j:k", "caf\u00e9/\u00fc!'()*~", "first", "x/y/z.txt"]);
+    // A body that does not match its MD5: S3 refuses it (BadDigest → temporary Integrity).
+    const body = Buffer.from("these bytes");
+    const bad = await caught(a.write("bad", Readable.from([body]), src("bad", body.length), { md5: md5(Buffer.from("other bytes")), whole: body }));
+    expect(bad).toMatchObject({ kind: "Integrity", temporary: true });
+    await expect(a.stat("bad")).rejects.toMatchObject({ kind: "NotFound" });
+    // Refusals map like the SDK's: a missing bucket stops the run.
+    const other = parseLocation(emu.missingBucketUrl());
+    const made = createS3Client(other.root, emu.adapterOptions);
+    made.lean.learn("k", { protocol: "http:", hostname: "127.0.0.1", port: Number(new URL(emu.env.AWS_ENDPOINT_URL).port), path: `/${other.root}/k` });
+    expect(made.lean.ready).toBe(true);
+    const gone = new S3Adapter(other, made.client, made.lean);
+    adapters.push(gone);
+    const missing = await caught(gone.write("k", Readable.from([body]), src("k", body.length), { md5: md5(body), whole: body }));
+    expect(missing).toMatchObject({ kind: "ConfigInvalid", scope: "run" });
   });
 
   it("never lets the SDK's NodeVersionSupportWarning through", async () => {
