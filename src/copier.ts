@@ -53,6 +53,11 @@ const COMMIT_INTERVAL_MS = 20;
 const COMMIT_BATCH = 256;
 /** Objects up to this size are read whole before they are written. */
 const SMALL_OBJECT = 256 * 1024;
+/**
+ * Local files up to this size are handed to a destination's writeFromFile; bigger ones stream,
+ * so the progress bar moves while they copy (a handed-over file reports its bytes at the end).
+ */
+const FILE_HANDOFF_MAX = 64 * 1024 * 1024;
 
 export class Copier {
   private stopping = false;
@@ -175,7 +180,7 @@ export class Copier {
       return 0;
     }
     if (this.multipart.applies(item.size)) return this.multipart.copy(item);
-    if (this.source.localPath && this.destination.writeFromFile) return this.copyFile(item);
+    if (this.source.localPath && this.destination.writeFromFile && item.size <= FILE_HANDOFF_MAX) return this.copyFile(item);
     return this.copySingle(item);
   }
 
