@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { serve, type Handled } from "../src/worker-pool.js";
+import { md5Hex } from "../src/hashing.js";
 
 export interface DirEntry {
   name: string;
@@ -25,6 +26,21 @@ function readAll(fd: number, buf: Uint8Array, position: number): number {
     got += n;
   }
   return got;
+}
+
+function writeAll(fd: number, data: Uint8Array, position: number): void {
+  for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
+}
+
+/** Open `tmp` for writing, creating its folder if it is missing. */
+function openTemp(tmp: string): number {
+  try {
+    return fs.openSync(tmp, "w");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    fs.mkdirSync(path.dirname(tmp), { recursive: true });
+    return fs.openSync(tmp, "w");
+  }
 }
 
 serve({
@@ -76,21 +92,13 @@ serve({
    */
   writeSmall(tmp: string, final: string, data: Uint8Array, mtimeMs?: number, md5?: string): Handled {
     if (md5) {
-      const actual = crypto.createHash("md5").update(data).digest("hex");
+      const actual = md5Hex(data);
       if (actual !== md5) return { value: actual };
     }
-    let fd: number;
-    try {
-      fd = fs.openSync(tmp, "w");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      fs.mkdirSync(path.dirname(tmp), { recursive: true });
-      fd = fs.openSync(tmp, "w");
-    }
+    const fd = openTemp(tmp);
     try {
       try {
-        let done = 0;
-        while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, done);
+        writeAll(fd, data, 0);
         if (mtimeMs !== undefined) fs.futimesSync(fd, mtimeMs / 1000, mtimeMs / 1000);
       } finally {
         fs.closeSync(fd);
@@ -118,12 +126,11 @@ serve({
    * ENOENT when the file is gone.
    */
   writePart(file: string, offset: number, data: Uint8Array, md5: string): Handled {
-    const actual = crypto.createHash("md5").update(data).digest("hex");
+    const actual = md5Hex(data);
     if (actual !== md5) return { value: actual };
     const fd = fs.openSync(file, "r+");
     try {
-      let done = 0;
-      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, offset + done);
+      writeAll(fd, data, offset);
     } finally {
       fs.closeSync(fd);
     }
@@ -137,14 +144,7 @@ serve({
   copyFile(src: string, tmp: string, final: string, expect: number, mtimeMs?: number): Handled {
     const input = fs.openSync(src, "r");
     try {
-      let out: number;
-      try {
-        out = fs.openSync(tmp, "w");
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-        fs.mkdirSync(path.dirname(tmp), { recursive: true });
-        out = fs.openSync(tmp, "w");
-      }
+      const out = openTemp(tmp);
       let size = 0;
       const hash = crypto.createHash("md5");
       try {
@@ -155,7 +155,7 @@ serve({
             if (n === 0) break;
             const chunk = buf.subarray(0, n);
             hash.update(chunk);
-            for (let done = 0; done < n; ) done += fs.writeSync(out, chunk, done, n - done, size + done);
+            writeAll(out, chunk, size);
             size += n;
             if (size > expect) break;
           }

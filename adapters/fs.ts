@@ -204,14 +204,16 @@ export class FsAdapter implements Adapter {
     const finalPath = this.pathOf(key);
     const dir = path.dirname(finalPath);
     const tmp = tempNameFor(finalPath);
-    if (opts?.whole && source.size <= SMALL_FILE) return this.writeWhole(key, opts.whole, source, tmp, finalPath, opts.md5);
+    if (source.size <= SMALL_FILE) {
+      const whole = opts?.whole ?? (await collect(key, body, source.size));
+      return this.writeWhole(key, whole, source, tmp, finalPath, opts?.md5);
+    }
     try {
       await this.ensureDir(dir);
     } catch (err) {
       body.destroy();
       throw this.placeError(key, err);
     }
-    if (source.size <= SMALL_FILE) return this.writeSmall(key, body, source, tmp, finalPath, opts);
     let size = 0;
     const hash = opts?.md5 ? crypto.createHash("md5") : undefined;
     const counter = new Transform({
@@ -234,45 +236,6 @@ export class FsAdapter implements Adapter {
       if (source.mtime !== undefined) {
         const t = new Date(source.mtime);
         await fsp.utimes(tmp, t, t);
-      }
-      await fsp.rename(tmp, finalPath);
-    } catch (err) {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
-      throw this.placeError(key, err);
-    }
-    return { size };
-  }
-
-  /** A small object in one write call, skipping the stream machinery (it dominates per-file cost). */
-  private async writeSmall(key: string, body: Readable, source: ObjectInfo, tmp: string, finalPath: string, opts?: WriteOptions): Promise<WriteResult> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const c of body as AsyncIterable<Buffer>) {
-        chunks.push(c);
-        size += c.length;
-        if (size > source.size) break;
-      }
-    } catch (err) {
-      throw toMigrateError(err);
-    }
-    const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    const got = opts?.md5 ? crypto.createHash("md5").update(buf).digest("hex") : undefined;
-    if (size !== source.size || (got && got !== opts?.md5)) {
-      body.destroy();
-      throw new MigrateError(
-        "Integrity",
-        size !== source.size ? `${key}: received ${size}${size > source.size ? "+" : ""} bytes, expected ${source.size}` : `${key}: received bytes have md5 ${got}, expected ${opts?.md5}`,
-        { temporary: true },
-      );
-    }
-    try {
-      const handle = await fsp.open(tmp, "w");
-      try {
-        await handle.write(buf, 0, buf.length, 0);
-        if (source.mtime !== undefined) await handle.utimes(new Date(source.mtime), new Date(source.mtime));
-      } finally {
-        await handle.close();
       }
       await fsp.rename(tmp, finalPath);
     } catch (err) {
@@ -306,8 +269,8 @@ export class FsAdapter implements Adapter {
   }
 
   /**
-   * A body the engine already holds goes to disk in one worker call: MD5 check, temporary file,
-   * mtime, rename.
+   * A small body, held whole, goes to disk in one worker call: MD5 check, temporary file, mtime,
+   * rename. A stream per small file costs more than its bytes.
    */
   private async writeWhole(key: string, whole: Buffer, source: ObjectInfo, tmp: string, finalPath: string, md5?: string): Promise<WriteResult> {
     if (whole.length !== source.size) {
@@ -429,6 +392,26 @@ export class FsAdapter implements Adapter {
       throw this.readError(key, err);
     }
   }
+}
+
+/** A small body's bytes; more or fewer than `size` is a temporary Integrity error. */
+async function collect(key: string, body: Readable, size: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  try {
+    for await (const c of body as AsyncIterable<Buffer>) {
+      chunks.push(c);
+      got += c.length;
+      if (got > size) break;
+    }
+  } catch (err) {
+    throw toMigrateError(err);
+  }
+  if (got !== size) {
+    body.destroy();
+    throw new MigrateError("Integrity", `${key}: received ${got}${got > size ? "+" : ""} bytes, expected ${size}`, { temporary: true });
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -190,10 +190,9 @@ export class Copier {
    */
   private async copyFile(item: WorkItem): Promise<number> {
     const info: ObjectInfo = { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
-    const expectedMd5 = item.md5;
     const stored = await this.destination.writeFromFile!(item.key, this.source.localPath!(item.key), info);
     this.sent(stored.size);
-    const problem = verify(info.size, stored.size, stored.size, stored.md5, expectedMd5, undefined, undefined, undefined);
+    const problem = verify(info.size, stored.size, stored.size, stored.md5, item.md5, undefined, undefined, undefined);
     if (problem) {
       this.opts.onBytes?.(-stored.size);
       await this.destination.delete(item.key).catch(() => undefined);

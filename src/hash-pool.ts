@@ -2,9 +2,9 @@
  * MD5 of large buffers on worker threads, so the main thread keeps moving bytes while parts are
  * hashed. Small buffers are hashed in place: a message costs more than their hash.
  */
-import crypto from "node:crypto";
 import os from "node:os";
 import { WorkerPool, workerScript } from "./worker-pool.js";
+import { md5Hex } from "./hashing.js";
 
 /** Below this, hashing in place is cheaper than a round trip to a worker. */
 const INLINE_BELOW = 256 * 1024;
@@ -12,7 +12,7 @@ let pool: WorkerPool | undefined;
 const hashPool = (): WorkerPool => (pool ??= new WorkerPool(workerScript(import.meta.url, "hash-worker"), Math.min(4, Math.max(2, os.availableParallelism()))));
 
 export function md5Of(buf: Buffer): Promise<string> {
-  if (buf.length < INLINE_BELOW) return Promise.resolve(crypto.createHash("md5").update(buf).digest("hex"));
+  if (buf.length < INLINE_BELOW) return Promise.resolve(md5Hex(buf));
   return hashPool().call<string>("md5", buf);
 }
 

@@ -50,6 +50,6 @@ export function crc32cBase64(buf: Buffer): string {
   return b.toString("base64");
 }
 
-export function md5Hex(buf: Buffer): string {
+export function md5Hex(buf: Uint8Array): string {
   return crypto.createHash("md5").update(buf).digest("hex");
 }
