@@ -138,15 +138,15 @@ serve({
   },
 
   /**
-   * Copy `src` to `tmp` hashing the bytes, set the mtime, rename to `final`. The MD5 of what
-   * was copied, or `{ size }` (nothing left behind) when `src` did not hold `expect` bytes.
+   * Copy `src` to `tmp` (hashing the bytes if `md5`), set the mtime, rename to `final`.
+   * `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
    */
-  copyFile(src: string, tmp: string, final: string, expect: number, mtimeMs?: number): Handled {
+  copyFile(src: string, tmp: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean): Handled {
     const input = fs.openSync(src, "r");
     try {
       const out = openTemp(tmp);
       let size = 0;
-      const hash = crypto.createHash("md5");
+      const hash = md5 ? crypto.createHash("md5") : undefined;
       try {
         try {
           const buf = Buffer.allocUnsafe(Math.min(Math.max(expect, 1), 1024 * 1024) + 1);
@@ -154,7 +154,7 @@ serve({
             const n = fs.readSync(input, buf, 0, buf.length, size);
             if (n === 0) break;
             const chunk = buf.subarray(0, n);
-            hash.update(chunk);
+            hash?.update(chunk);
             writeAll(out, chunk, size);
             size += n;
             if (size > expect) break;
@@ -165,14 +165,14 @@ serve({
         }
         if (size !== expect) {
           fs.rmSync(tmp, { force: true });
-          return { value: { size } };
+          return { value: { size, complete: false } };
         }
         fs.renameSync(tmp, final);
       } catch (err) {
         fs.rmSync(tmp, { force: true });
         throw err;
       }
-      return { value: { size, md5: hash.digest("hex") } };
+      return { value: { size, complete: true, md5: hash?.digest("hex") } };
     } finally {
       fs.closeSync(input);
     }

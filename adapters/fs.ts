@@ -250,18 +250,18 @@ export class FsAdapter implements Adapter {
   }
 
   /** One worker call reads, hashes and writes the whole file: no bytes cross to the main thread. */
-  async writeFromFile(key: string, file: string, source: ObjectInfo): Promise<WriteResult & { md5: string }> {
+  async writeFromFile(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult> {
     const finalPath = this.pathOf(key);
-    let got: { size: number; md5?: string };
+    let got: { size: number; complete: boolean; md5?: string };
     try {
-      got = await fsPool().call<{ size: number; md5?: string }>("copyFile", file, tempNameFor(finalPath), finalPath, source.size, source.mtime);
+      got = await fsPool().call<typeof got>("copyFile", file, tempNameFor(finalPath), finalPath, source.size, source.mtime, opts?.md5 === true);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT" && (err as NodeJS.ErrnoException).path === file) {
         throw new MigrateError("NotFound", `${key}: no such file`);
       }
       throw this.placeError(key, err);
     }
-    if (got.md5 === undefined) {
+    if (!got.complete) {
       const what = got.size > source.size ? `more than ${source.size}` : String(got.size);
       throw new MigrateError("Integrity", `${key}: the source file holds ${what} bytes, expected ${source.size} (it changed during the copy?)`, { temporary: true });
     }

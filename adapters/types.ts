@@ -178,9 +178,10 @@ export interface Adapter {
   /**
    * Store the local file `file` under `key` (as `write` would: `source`'s mtime and headers, no
    * partial object visible). The file must hold exactly `source.size` bytes, else a temporary
-   * Integrity error. Returns the MD5 of the bytes read, which were the bytes stored.
+   * Integrity error. With `opts.md5`, the result's `md5` is that of the bytes read, which were
+   * the bytes stored; without it nothing is hashed (nobody would compare the MD5).
    */
-  writeFromFile?(key: string, file: string, source: ObjectInfo): Promise<WriteResult & { md5: string }>;
+  writeFromFile?(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult>;
   /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */
   computeMd5?(key: string): Promise<string>;
 

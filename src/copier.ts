@@ -185,12 +185,13 @@ export class Copier {
   }
 
   /**
-   * A local file to a destination that takes one: read, hashed and written in one call. The
-   * file must still be as listed (size); the listed mtime is the one kept.
+   * A local file to a destination that takes one: read and written in one call, hashed only
+   * when the plan holds an MD5 to compare. The file must still be as listed (size); the listed
+   * mtime is the one kept.
    */
   private async copyFile(item: WorkItem): Promise<number> {
     const info: ObjectInfo = { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
-    const stored = await this.destination.writeFromFile!(item.key, this.source.localPath!(item.key), info);
+    const stored = await this.destination.writeFromFile!(item.key, this.source.localPath!(item.key), info, { md5: item.md5 !== undefined });
     this.sent(stored.size);
     const problem = verify(info.size, stored.size, stored.size, stored.md5, item.md5, undefined, undefined, undefined);
     if (problem) {
@@ -206,10 +207,13 @@ export class Copier {
     const info: ObjectInfo = stream.info ?? { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
     const expectedMd5 = item.md5 ?? info.md5;
     if (info.size <= SMALL_OBJECT) return this.copySmall(item, stream, info, expectedMd5);
-    // A destination that checks the source's MD5 on arrival verifies the bytes end to end;
-    // hashing them here as well would only spend CPU the transfer needs.
-    const serviceChecks = expectedMd5 !== undefined && this.destination.capabilities.writeChecksMd5;
-    const hasher = new HashingStream({ md5: !serviceChecks, crc32c: this.destination.capabilities.crc32c }, (n) => this.sent(n));
+    // The MD5 is computed only to be compared: with the source's, unless the destination checks
+    // that one on arrival itself (end to end), or with the one the destination reports. With
+    // neither (e.g. a local file to a local folder) sizes are all there is to check.
+    const caps = this.destination.capabilities;
+    const serviceChecks = expectedMd5 !== undefined && caps.writeChecksMd5;
+    const hashHere = !serviceChecks && (expectedMd5 !== undefined || caps.writeReportsMd5);
+    const hasher = new HashingStream({ md5: hashHere, crc32c: caps.crc32c }, (n) => this.sent(n));
     const body = pipeline(stream, hasher, () => undefined);
     let stored;
     try {
@@ -221,7 +225,7 @@ export class Copier {
       this.opts.onBytes?.(-hasher.bytes);
       throw err;
     }
-    const md5 = hasher.md5Hex() ?? expectedMd5!;
+    const md5 = hasher.md5Hex() ?? expectedMd5;
     const problem = verify(info.size, hasher.bytes, stored.size, md5, expectedMd5, stored.md5, hasher.crc32cBase64(), stored.crc32c);
     if (problem) {
       this.opts.onBytes?.(-hasher.bytes);
@@ -285,7 +289,7 @@ export function verify(
   announced: number,
   read: number,
   stored: number,
-  md5: string,
+  md5: string | undefined,
   sourceMd5: string | undefined,
   storedMd5: string | undefined,
   crc: string | undefined,
@@ -294,7 +298,7 @@ export function verify(
   if (read !== announced) return `read ${read} bytes, source announced ${announced}`;
   if (stored !== read) return `destination stored ${stored} bytes, ${read} were sent`;
   if (sourceMd5 && sourceMd5 !== md5) return `md5 of bytes read ${md5} differs from source's ${sourceMd5}`;
-  if (storedMd5 && storedMd5 !== md5) return `destination md5 ${storedMd5} differs from sent ${md5}`;
+  if (storedMd5 && md5 && storedMd5 !== md5) return `destination md5 ${storedMd5} differs from sent ${md5}`;
   if (crc && storedCrc && crc !== storedCrc) return `destination crc32c ${storedCrc} differs from sent ${crc}`;
   return undefined;
 }

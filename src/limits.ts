@@ -220,9 +220,9 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     keyProblem: inner.keyProblem?.bind(inner),
     readInto: inner.readInto && ((key, start, target) => request(() => inner.readInto!(key, start, target))),
     localPath: inner.localPath?.bind(inner),
-    writeFromFile: inner.writeFromFile && (async (key, file, source) => {
+    writeFromFile: inner.writeFromFile && (async (key, file, source, opts) => {
       await s.bandwidth?.take(source.size);
-      return request(() => inner.writeFromFile!(key, file, source));
+      return request(() => inner.writeFromFile!(key, file, source, opts));
     }),
     computeMd5: inner.computeMd5?.bind(inner),
     multipart,

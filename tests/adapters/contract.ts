@@ -278,7 +278,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       expect((await collect(a.list())).map((o) => o.key)).toEqual(["small", "streamed"]);
     }, 60_000);
 
-    it("writeFromFile stores a local file with its MD5 and mtime; a file of another size stores nothing", async (ctx) => {
+    it("writeFromFile stores a local file (with its MD5 when asked) and mtime; a file of another size stores nothing", async (ctx) => {
       const a = await fresh(ctx);
       if (!a.writeFromFile) ctx.skip("no writeFromFile");
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-from-file-"));
@@ -286,9 +286,15 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
         const data = seededBytes(size, size);
         const file = path.join(dir, name);
         fs.writeFileSync(file, data);
-        const res = await a.writeFromFile!(`sub/${name}`, file, { key: `sub/${name}`, size, mtime: 1_500_000_000_000 });
+        const res = await a.writeFromFile!(`sub/${name}`, file, { key: `sub/${name}`, size, mtime: 1_500_000_000_000 }, { md5: true });
         expect(res).toMatchObject({ size, md5: md5(data) });
         expect((await readAll(await a.read(`sub/${name}`))).equals(data)).toBe(true);
+        // Not asked: the same bytes, no MD5 computed.
+        const plain = await a.writeFromFile!(`plain/${name}`, file, { key: `plain/${name}`, size });
+        expect(plain.size).toBe(size);
+        expect(plain.md5).toBeUndefined();
+        expect((await readAll(await a.read(`plain/${name}`))).equals(data)).toBe(true);
+        await a.delete(`plain/${name}`);
         if (a.capabilities.preservesMtime) expect(Math.abs((await a.stat(`sub/${name}`)).mtime! - 1_500_000_000_000)).toBeLessThanOrEqual(a.capabilities.mtimePrecisionMs);
         // The file changed since it was listed: refused, and nothing under the name.
         await expectKind(a.writeFromFile!(`other/${name}`, file, { key: `other/${name}`, size: size + 1 }), "Integrity");
