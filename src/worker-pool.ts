@@ -27,6 +27,11 @@ interface WorkerErrorShape {
 const BATCH_MAX = 64;
 /** Batches a worker may hold (one running, one waiting). */
 const BATCHES_PER_WORKER = 2;
+/**
+ * Fewest calls a batch is split down to. A message costs the main thread tens of µs each way,
+ * more than a small file call itself, so a handful of calls go to one worker together.
+ */
+const MIN_SHARE = 8;
 
 interface Slot {
   worker: Worker;
@@ -80,7 +85,8 @@ export class WorkerPool {
     for (const slot of order) {
       if (!this.queue.length) break;
       if (slot.batches >= BATCHES_PER_WORKER) continue;
-      const share = Math.min(BATCH_MAX, Math.ceil(this.queue.length / Math.max(1, order.filter((s) => s.batches < BATCHES_PER_WORKER).length)));
+      const open = order.filter((s) => s.batches < BATCHES_PER_WORKER).length;
+      const share = Math.min(BATCH_MAX, Math.max(MIN_SHARE, Math.ceil(this.queue.length / Math.max(1, open))));
       const batch = this.queue.splice(0, share);
       for (const c of batch) {
         slot.pending.set(c.seq, this.waiting.get(c.seq)!);
