@@ -29,6 +29,50 @@ export interface CopierOptions {
   onEvent?(e: CopyEvent): void;
   /** Bytes moved, as they move (for progress bars). May go backwards by a retry's bytes. */
   onBytes?(n: number): void;
+  /**
+   * Rows are still being planned: when none is pending, wait on this. True: new rows were
+   * committed; false: no more will come.
+   */
+  moreRows?(): Promise<boolean>;
+}
+
+/**
+ * Hands "new rows committed" from a planner to a copier running alongside it. A notice given
+ * while nobody waits is kept, so none is lost between a claim and the wait.
+ */
+export class RowFeed {
+  private version = 0;
+  private seen = 0;
+  private ended = false;
+  private waiter?: (more: boolean) => void;
+
+  notify(): void {
+    this.version++;
+    this.wake();
+  }
+
+  /** No more rows will come (the plan is whole, stopped or failed). */
+  end(): void {
+    this.ended = true;
+    this.wake();
+  }
+
+  next(): Promise<boolean> {
+    if (this.version !== this.seen) {
+      this.seen = this.version;
+      return Promise.resolve(true);
+    }
+    if (this.ended) return Promise.resolve(false);
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (!w) return;
+    this.waiter = undefined;
+    this.seen = this.version;
+    w(!this.ended);
+  }
 }
 
 export interface CopyTotals {
@@ -61,6 +105,9 @@ const FILE_HANDOFF_MAX = 64 * 1024 * 1024;
 
 export class Copier {
   private stopping = false;
+  private onStop: () => void = () => undefined;
+  /** Resolves (false: no more rows wanted) once stop() is called. */
+  private readonly stopped = new Promise<boolean>((resolve) => (this.onStop = () => resolve(false)));
   private fatal?: MigrateError;
   private readonly totals: CopyTotals = { copied: 0, copiedBytes: 0, deleted: 0, failed: 0, bytesSent: 0 };
   private readonly multipart: MultipartCopier;
@@ -86,6 +133,12 @@ export class Copier {
   /** Stop taking new objects; objects in flight finish (or record their parts). */
   stop(): void {
     this.stopping = true;
+    this.onStop();
+  }
+
+  /** Whether the run is ending (stopped, or a run-scoped error): planning more is pointless. */
+  get ending(): boolean {
+    return this.stopping || this.fatal !== undefined;
   }
 
   async run(): Promise<RunResult> {
@@ -94,7 +147,10 @@ export class Copier {
     const window = this.opts.concurrency * 2;
     outer: while (!this.stopping && !this.fatal) {
       const batch = this.store.claim(CLAIM_BATCH);
-      if (!batch.length) break;
+      if (!batch.length) {
+        if (this.opts.moreRows && (await Promise.race([this.opts.moreRows(), this.stopped]))) continue;
+        break;
+      }
       for (const item of batch) {
         while (inflight.size >= window) await Promise.race(inflight);
         if (this.stopping || this.fatal) break outer;

@@ -12,7 +12,7 @@ import { SqliteCheckpoint } from "../checkpoints/sqlite.js";
 import { JobDirectory, jobIdFor } from "../checkpoints/jobs.js";
 import { ExitCode, describeError, usageError } from "./errors.js";
 import { plan } from "./planner.js";
-import { Copier, type RunResult } from "./copier.js";
+import { Copier, RowFeed, type RunResult } from "./copier.js";
 import type { RetryPolicy } from "./retry.js";
 import type { MultipartSettings } from "./multipart.js";
 import { hasDifferences, planSummary, writeReport } from "./report.js";
@@ -234,32 +234,17 @@ async function execute(store: SqliteCheckpoint, src: Adapter, dst: Adapter, sett
   process.on("SIGTERM", onSignal);
   try {
     out.event("start", { job: job.id, source: src.display, destination: dst.display, run: job.runs + 1 });
-    if (!job.planComplete) {
-      const whole = await plan({
-        source: src,
-        destination: dst,
-        store,
-        options: job.options,
-        onProgress: (p) => progress.planning(p.planned),
-        shouldStop: () => stopRequested,
-        retry: settings.retry,
-      });
-      if (!whole) {
-        progress.stop();
-        store.setStatus("interrupted");
-        out.info(`Interrupted while planning. \`migrate resume ${job.id}\` continues.`);
-        return ExitCode.Interrupted;
-      }
-    }
     store.requeueFailed();
     store.startRun();
-    store.setStatus("copying");
-    const before = store.counts();
-    const pending = before.byState.pending;
     out.info(`Job ${job.id}: ${src.display} → ${dst.display}`);
-    for (const line of planSummary(before, job.options.delete)) out.info(line);
-    out.event("plan", { job: job.id, counts: before });
-    progress.start(pending.objects, before.pendingBytes);
+    const planning = !job.planComplete;
+    if (!planning) store.setStatus("copying");
+    // Planning and copying overlap: the copier takes rows as the planner commits them, so a
+    // big listing does not hold up the first copy. (Safe with the listing still running: rows
+    // are planned in key order, and a listing never returns keys behind its own cursor again.)
+    const feed = new RowFeed();
+    const pendingNow = store.counts();
+    progress.start(pendingNow.byState.pending.objects, pendingNow.pendingBytes, planning);
     copier = new Copier(src, dst, store, {
       concurrency: settings.concurrency,
       retry: settings.retry,
@@ -269,11 +254,53 @@ async function execute(store: SqliteCheckpoint, src: Adapter, dst: Adapter, sett
         if (e.type === "object") progress.objectDone();
         out.event(e.type, e);
       },
+      moreRows: planning ? () => feed.next() : undefined,
     });
     if (stopRequested) copier.stop();
-    const result = await copier.run();
+    const copying = copier;
+    let planError: unknown;
+    const planned: Promise<boolean> = planning
+      ? plan({
+          source: src,
+          destination: dst,
+          store,
+          options: job.options,
+          onRows: (rows) => {
+            let objects = 0;
+            let bytes = 0;
+            for (const r of rows) {
+              if (r.error) {
+                // Refused at planning (a key the destination cannot hold): reported like any failure.
+                out.event("object", { type: "object", key: r.key, action: r.action, state: "failed", bytes: 0, error: r.error });
+                continue;
+              }
+              if (!(r.action === "copy" || r.action === "update" || r.action === "delete")) continue;
+              objects++;
+              if (r.action !== "delete") bytes += r.size;
+            }
+            progress.grow(objects, bytes);
+            feed.notify();
+          },
+          shouldStop: () => stopRequested || copying.ending,
+          retry: settings.retry,
+        })
+          .catch((err: unknown) => {
+            planError = err;
+            copying.stop();
+            return false;
+          })
+          .finally(() => {
+            progress.listed();
+            feed.end();
+          })
+      : Promise.resolve(true);
+    const [result, whole] = await Promise.all([copier.run(), planned]);
     progress.stop();
-    return finish(store, result, before, Date.now() - started, settings, src, dst, out);
+    if (planError !== undefined) throw planError;
+    const counts = store.counts();
+    for (const line of planSummary(counts, job.options.delete)) out.info(line);
+    out.event("plan", { job: job.id, counts });
+    return finish(store, result, counts, Date.now() - started, settings, src, dst, out, whole);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -283,20 +310,22 @@ async function execute(store: SqliteCheckpoint, src: Adapter, dst: Adapter, sett
 async function finish(
   store: SqliteCheckpoint,
   result: RunResult,
-  before: Counts,
+  planned: Counts,
   elapsedMs: number,
   settings: RunSettings,
   src: Adapter,
   dst: Adapter,
   out: Output,
+  planWhole: boolean,
 ): Promise<number> {
   const after = store.counts();
   const id = store.job.id;
   const failed = after.byState.failed.objects;
-  const status = result.fatal ? "failed" : result.interrupted ? "interrupted" : failed ? "failed" : "done";
+  const interrupted = result.interrupted || !planWhole;
+  const status = result.fatal ? "failed" : interrupted ? "interrupted" : failed ? "failed" : "done";
   store.setStatus(after.byState.pending.objects && status === "done" ? "interrupted" : status);
   const rate = elapsedMs > 0 ? (result.copiedBytes / elapsedMs) * 1000 : 0;
-  const unchanged = before.byAction.skip.objects;
+  const unchanged = planned.byAction.skip.objects;
   const throttle = throttleNote(src, dst);
   if (throttle) out.info(throttle);
   out.info(
@@ -326,8 +355,9 @@ async function finish(
     out.error(`Nothing more was attempted; fix that and run \`migrate resume ${id}\`.`);
     return ExitCode.Usage;
   }
-  if (result.interrupted) {
-    out.info(`Interrupted; ${plural(after.byState.pending.objects, "object")} left. \`migrate resume ${id}\` continues.`);
+  if (interrupted) {
+    const what = planWhole ? `Interrupted; ${plural(after.byState.pending.objects, "object")} left` : "Interrupted while planning";
+    out.info(`${what}. \`migrate resume ${id}\` continues.`);
     return ExitCode.Interrupted;
   }
   if (failed) {

@@ -97,6 +97,8 @@ export type KeyFilter = (key: string) => boolean;
 
 /** Decisions in flight at once while planning. */
 const DECISION_WINDOW = 64;
+/** Rows in the first transaction: a copier running alongside starts after these. */
+const FIRST_BATCH = 256;
 
 /**
  * rclone-like filters: a pattern without "/" matches a name at any depth ("*.jpg"); a pattern
@@ -126,8 +128,10 @@ export interface PlanInput {
   store: CheckpointStore;
   options: JobOptions;
   onProgress?: (p: PlanProgress) => void;
-  /** Rows per transaction. */
+  /** Rows per transaction (the first is smaller, so copying can start early). */
   batchSize?: number;
+  /** Rows just committed to the store: a copier running alongside may now claim them. */
+  onRows?: (rows: readonly PlanRow[]) => void;
   /** Checked between rows: stop planning (the plan stays resumable). */
   shouldStop?: () => boolean;
   /** Retries for the few requests planning makes (a stat or checksum per same-size object). */
@@ -150,6 +154,7 @@ export async function plan(input: PlanInput): Promise<boolean> {
     if (!pending.length) return;
     store.addPlanRows(pending);
     planned += pending.length;
+    input.onRows?.(pending);
     pending.length = 0;
     input.onProgress?.({ planned });
   };
@@ -159,7 +164,7 @@ export async function plan(input: PlanInput): Promise<boolean> {
   const window: Promise<PlanRow>[] = [];
   const take = async () => {
     pending.push(await window.shift()!);
-    if (pending.length >= batchSize) flush();
+    if (pending.length >= (planned ? batchSize : Math.min(batchSize, FIRST_BATCH))) flush();
   };
   const srcList = readAhead(source.list(), 2000);
   const dstList = readAhead(destination.list(), 2000);

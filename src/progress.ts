@@ -7,7 +7,10 @@ import { formatBytes, formatCount, formatDuration } from "./format.js";
 
 export interface ProgressSink {
   planning(planned: number): void;
-  start(totalObjects: number, totalBytes: number): void;
+  /** `listing`: planning goes on while copying; totals grow (grow) until listed(). */
+  start(totalObjects: number, totalBytes: number, listing?: boolean): void;
+  grow(objects: number, bytes: number): void;
+  listed(): void;
   objectDone(): void;
   bytes(n: number): void;
   stop(): void;
@@ -16,6 +19,8 @@ export interface ProgressSink {
 export const silentProgress: ProgressSink = {
   planning() {},
   start() {},
+  grow() {},
+  listed() {},
   objectDone() {},
   bytes() {},
   stop() {},
@@ -27,6 +32,8 @@ class Tally {
   bytes = 0;
   totalObjects = 0;
   totalBytes = 0;
+  /** Totals are still growing (planning runs alongside). */
+  listing = false;
   readonly startedAt = Date.now();
   private samples: { t: number; b: number }[] = [];
 
@@ -39,8 +46,17 @@ class Tally {
     return dt > 0.5 ? (this.bytes - first.b) / dt : 0;
   }
 
+  /** "1,234" or, while still listing, "1,234+". */
+  allObjects(): string {
+    return formatCount(this.totalObjects) + (this.listing ? "+" : "");
+  }
+
+  allBytes(): string {
+    return formatBytes(this.totalBytes) + (this.listing ? "+" : "");
+  }
+
   eta(rate: number): string {
-    if (rate <= 0 || this.totalBytes <= this.bytes) return "-";
+    if (this.listing || rate <= 0 || this.totalBytes <= this.bytes) return "-";
     return formatDuration(((this.totalBytes - this.bytes) / rate) * 1000);
   }
 }
@@ -58,24 +74,35 @@ export class BarProgress implements ProgressSink {
     this.stream.write(`\rPlanning… ${formatCount(planned)} objects listed`);
   }
 
-  start(totalObjects: number, totalBytes: number): void {
+  start(totalObjects: number, totalBytes: number, listing = false): void {
     this.stream.write("\n");
-    Object.assign(this.tally, { totalObjects, totalBytes });
+    Object.assign(this.tally, { totalObjects, totalBytes, listing });
     this.bars = new cliProgress.MultiBar(
       { stream: this.stream, clearOnComplete: false, hideCursor: true, format: "{label} |{bar}| {done} / {all} {extra}", barsize: 30, autopadding: true },
       cliProgress.Presets.shades_classic,
     );
-    this.objBar = this.bars.create(Math.max(totalObjects, 1), 0, { label: "objects", done: "0", all: formatCount(totalObjects), extra: "" });
-    this.byteBar = this.bars.create(Math.max(totalBytes, 1), 0, { label: "bytes  ", done: "0 B", all: formatBytes(totalBytes), extra: "" });
+    this.objBar = this.bars.create(Math.max(totalObjects, 1), 0, { label: "objects", done: "0", all: this.tally.allObjects(), extra: "" });
+    this.byteBar = this.bars.create(Math.max(totalBytes, 1), 0, { label: "bytes  ", done: "0 B", all: this.tally.allBytes(), extra: "" });
     this.timer = setInterval(() => this.render(), 250);
     this.timer.unref();
+  }
+
+  grow(objects: number, bytes: number): void {
+    this.tally.totalObjects += objects;
+    this.tally.totalBytes += bytes;
+  }
+
+  listed(): void {
+    this.tally.listing = false;
   }
 
   private render(): void {
     const t = this.tally;
     const rate = t.rate();
-    this.objBar?.update(t.objects, { done: formatCount(t.objects) });
-    this.byteBar?.update(Math.max(0, t.bytes), { done: formatBytes(Math.max(0, t.bytes)), extra: `${formatBytes(rate)}/s  ETA ${t.eta(rate)}` });
+    this.objBar?.setTotal(Math.max(t.totalObjects, 1));
+    this.byteBar?.setTotal(Math.max(t.totalBytes, 1));
+    this.objBar?.update(t.objects, { done: formatCount(t.objects), all: t.allObjects(), extra: t.listing ? "(still listing)" : "" });
+    this.byteBar?.update(Math.max(0, t.bytes), { done: formatBytes(Math.max(0, t.bytes)), all: t.allBytes(), extra: `${formatBytes(rate)}/s  ETA ${t.eta(rate)}` });
   }
 
   objectDone(): void {
@@ -111,18 +138,28 @@ export class LineProgress implements ProgressSink {
     }
   }
 
-  start(totalObjects: number, totalBytes: number): void {
-    Object.assign(this.tally, { totalObjects, totalBytes });
+  start(totalObjects: number, totalBytes: number, listing = false): void {
+    Object.assign(this.tally, { totalObjects, totalBytes, listing });
     this.timer = setInterval(() => this.line(), this.intervalMs);
     this.timer.unref();
+  }
+
+  grow(objects: number, bytes: number): void {
+    this.tally.totalObjects += objects;
+    this.tally.totalBytes += bytes;
+  }
+
+  listed(): void {
+    this.tally.listing = false;
   }
 
   private line(): void {
     const t = this.tally;
     const rate = t.rate();
     this.write(
-      `progress: ${formatCount(t.objects)}/${formatCount(t.totalObjects)} objects, ` +
-        `${formatBytes(Math.max(0, t.bytes))}/${formatBytes(t.totalBytes)}, ${formatBytes(rate)}/s, ETA ${t.eta(rate)}`,
+      `progress: ${formatCount(t.objects)}/${t.allObjects()} objects, ` +
+        `${formatBytes(Math.max(0, t.bytes))}/${t.allBytes()}, ${formatBytes(rate)}/s, ETA ${t.eta(rate)}` +
+        (t.listing ? " (still listing)" : ""),
     );
   }
 
