@@ -322,6 +322,7 @@ export class FsAdapter implements Adapter {
   }
 
   async check(role: "source" | "destination"): Promise<void> {
+    fsPool().warm(); // threads boot while the run sets up, not on the first listing call
     const st = await fsp.stat(this.root).catch((err: NodeJS.ErrnoException) => err);
     if (st instanceof Error) {
       if (st.code !== "ENOENT") throw runError(role, this.display, st.message);

@@ -70,6 +70,11 @@ export class WorkerPool {
     });
   }
 
+  /** Start the threads now (they take tens of ms to boot) rather than on the first call. */
+  warm(): void {
+    if (!this.slots.length && !this.closed) for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const slots = this.slots;
@@ -79,7 +84,7 @@ export class WorkerPool {
 
   private dispatch(): void {
     if (!this.queue.length) return;
-    if (!this.slots.length) for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
+    this.warm();
     // Emptiest workers first, so calls spread instead of piling on the first one.
     const order = [...this.slots].sort((a, b) => a.batches - b.batches);
     for (const slot of order) {
