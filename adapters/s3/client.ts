@@ -13,7 +13,7 @@ import tls from "node:tls";
 import { HeadBucketCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import type { AdapterOptions } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
-import { LeanPut } from "./lean-put.js";
+import { LeanS3 } from "./lean.js";
 
 /** Connections kept per origin: large runs keep hundreds of requests in flight. */
 const MAX_SOCKETS = 256;
@@ -158,10 +158,10 @@ async function discoverRegion(bucket: string, cfg: ResolvedS3Config, handler: Ha
 }
 
 /**
- * Build the client for `bucket`, and the lean small-object PUT that shares its agents, region
- * and credentials. The handler's agents are released by `client.destroy()`.
+ * Build the client for `bucket`, and the lean PUT/GET path that shares its agents, region and
+ * credentials. The handler's agents are released by `client.destroy()`.
  */
-export function createS3Client(bucket: string, opts: AdapterOptions): { client: S3Client; lean: LeanPut } {
+export function createS3Client(bucket: string, opts: AdapterOptions): { client: S3Client; lean: LeanS3 } {
   suppressNodeVersionWarning();
   const cfg = resolveS3Config(opts);
   const handler = makeHandler(cfg);
@@ -178,13 +178,14 @@ export function createS3Client(bucket: string, opts: AdapterOptions): { client: 
     // Only on AWS: a redirect costs a second request, a last resort if discovery was wrong.
     followRegionRedirects: !cfg.endpoint,
   });
-  const lean = new LeanPut(client, { http: handler.httpAgent, https: handler.httpsAgent }, cfg.idleTimeoutMs);
+  const lean = new LeanS3(client, { http: handler.httpAgent, https: handler.httpsAgent }, cfg.idleTimeoutMs);
   client.middlewareStack.add(
     (next, context) => async (args) => {
       unsignedPayloadWhenMd5(args.request);
-      // The URL the SDK resolved for a PutObject tells the lean path where objects go.
+      // The URL the SDK resolved for a PutObject or GetObject tells the lean path where objects go.
       const key = (args.input as { Key?: unknown }).Key;
-      if (!lean.ready && context.commandName === "PutObjectCommand" && typeof key === "string") {
+      const objectCall = context.commandName === "PutObjectCommand" || context.commandName === "GetObjectCommand";
+      if (!lean.ready && objectCall && typeof key === "string") {
         lean.learn(key, args.request as { protocol?: string; hostname?: string; port?: number; path?: string });
       }
       return next(args);

@@ -10,7 +10,7 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2
 import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { createS3Client } from "./client.js";
-import type { LeanPut } from "./lean-put.js";
+import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
 import { listObjects } from "./lister.js";
 import { infoFromHeaders } from "./meta.js";
@@ -54,7 +54,7 @@ export class S3Adapter implements Adapter {
   constructor(
     loc: Location,
     private readonly client: S3Client,
-    lean?: LeanPut,
+    private readonly lean?: LeanS3,
   ) {
     this.display = loc.display;
     this.bucket = loc.root;
@@ -89,6 +89,16 @@ export class S3Adapter implements Adapter {
   /** A whole-object read carries the object's info from the GET response headers. */
   async read(key: string, range?: ByteRange): Promise<ObjectStream> {
     const Key = this.fullKey(key);
+    if (!range && this.lean?.ready) {
+      try {
+        const out = await this.lean.get(Key);
+        const body = out.body as ObjectStream;
+        body.info = infoFromHeaders(key, out.headers);
+        return body;
+      } catch (err) {
+        throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
+      }
+    }
     try {
       const out = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),

@@ -33,7 +33,7 @@ import type { MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "../t
 import { CantDoThatHere, MigrateError, toMigrateError } from "../../src/errors.js";
 import { mapS3Error } from "./errors.js";
 import { cleanEtag, infoFromHeaders, isHexMd5, md5FromEtag, writeHeaders, type S3WriteHeaders } from "./meta.js";
-import type { LeanPut } from "./lean-put.js";
+import type { LeanS3 } from "./lean.js";
 
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 
@@ -91,7 +91,7 @@ export class S3Writer implements MultipartSteps {
     /** Location key → full S3 key. */
     private readonly fullKey: (key: string) => string,
     /** Small PUTs without the SDK's middleware, once it knows where to send them. */
-    private readonly lean?: LeanPut,
+    private readonly lean?: LeanS3,
   ) {}
 
   /** Stream `body` (exactly source.size bytes) to one PutObject. */

@@ -479,6 +479,41 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     expect(missing).toMatchObject({ kind: "ConfigInvalid", scope: "run" });
   });
 
+  it("whole reads go by the lean signed GET once the SDK showed the URL: bytes, headers, metadata, errors", async () => {
+    const loc = parseLocation(`${root}/lean get+dir`);
+    const writer = await open(`${root}/lean get+dir`);
+    const extra = { contentType: "text/plain; charset=utf-8", cacheControl: "max-age=60", contentDisposition: "attachment", metadata: { "my-key": "välue ✓" }, mtime: 1_600_000_000_123 };
+    const keys = ["first", "a b/c+d%e#f?g&h=i@j:k", "caf\u00e9/\u00fc!'()*~"];
+    const bodies = keys.map((k, i) => Buffer.from(`get body ${i} ${k} `.repeat(40)));
+    for (const [i, k] of keys.entries()) await writer.write(k, Readable.from([bodies[i]]), src(k, bodies[i].length, extra));
+    const big = randomBytes(3 * 1024 * 1024 + 7);
+    await writer.write("big", Readable.from([big]), src("big", big.length));
+
+    const { client, lean } = createS3Client(loc.root, emu.adapterOptions);
+    let sdkGets = 0;
+    client.middlewareStack.add((next, context) => (args) => {
+      if (context.commandName === "GetObjectCommand") sdkGets++;
+      return next(args);
+    }, { step: "initialize", name: "countSdkGets" });
+    const a = new S3Adapter(loc, client, lean);
+    adapters.push(a);
+    expect(lean.ready).toBe(false);
+    expect((await readAll(await a.read("first"))).equals(bodies[0])).toBe(true);
+    expect(lean.ready).toBe(true);
+    for (const [i, k] of keys.entries()) {
+      const stream = await a.read(k);
+      const st = await a.stat(k);
+      expect(stream.info).toEqual(st);
+      expect(stream.info).toMatchObject({ size: bodies[i].length, md5: md5(bodies[i]), contentType: extra.contentType, cacheControl: "max-age=60", contentDisposition: "attachment", mtime: extra.mtime, metadata: { "my-key": "välue ✓" } });
+      expect((await readAll(stream)).equals(bodies[i])).toBe(true);
+    }
+    expect((await readAll(await a.read("big"))).equals(big)).toBe(true);
+    // A ranged read stays on the SDK path.
+    expect((await readAll(await a.read("big", { start: 5, end: 9 }))).equals(big.subarray(5, 10))).toBe(true);
+    expect(sdkGets).toBe(2); // the first whole read (which taught the URL) and the ranged one
+    await expect(a.read("no such key")).rejects.toMatchObject({ kind: "NotFound" });
+  });
+
   it("never lets the SDK's NodeVersionSupportWarning through", async () => {
     await new Promise((r) => setImmediate(r));
     expect(warnings.filter((w) => w.includes("NodeVersionSupportWarning"))).toEqual([]);

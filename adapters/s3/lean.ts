@@ -1,12 +1,12 @@
 /**
- * PutObject for small bodies without the SDK's per-request middleware (about 0.5-1 ms of CPU a
- * request, more than a 4 KiB object costs to move): the request is signed with the SDK's own
- * SigV4 signer and sent on the client's keep-alive agent.
+ * PutObject for small bodies and whole-object GetObject without the SDK's per-request
+ * middleware (about 0.5-1 ms of CPU a request, more than a 4 KiB object costs to move): the
+ * request is signed with the SDK's own SigV4 signer and sent on the client's keep-alive agent.
  *
  * Where to send it is never worked out here: the SDK resolves the endpoint (region, path or
- * virtual-host style, custom endpoints), and the first PutObject that goes through the SDK
- * records the URL it resolved; later small PUTs reuse it. Until then, or if the recorded URL
- * does not end in the key as encoded here, the SDK path is used.
+ * virtual-host style, custom endpoints), and the first PutObject or GetObject that goes through
+ * the SDK records the URL it resolved; later requests reuse it. Until then, or if the recorded
+ * URL does not end in the key as encoded here, the SDK path is used.
  *
  * Responses are mapped like SDK errors (mapS3Error sees the same Code, status and headers).
  */
@@ -15,6 +15,7 @@ import http from "node:http";
 import https from "node:https";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { SignatureV4 } from "@smithy/signature-v4";
+import type { S3ReadHeaders } from "./meta.js";
 
 /** Where the bucket's objects live, as the SDK resolved it. */
 interface Target {
@@ -64,7 +65,13 @@ class Sha256 {
   }
 }
 
-export class LeanPut {
+/** A GetObject response: the body (an http.IncomingMessage) and its headers, SDK-shaped. */
+export interface LeanGetResult {
+  body: http.IncomingMessage;
+  headers: S3ReadHeaders;
+}
+
+export class LeanS3 {
   private target?: Target;
   private signer?: Promise<SignatureV4>;
 
@@ -103,7 +110,8 @@ export class LeanPut {
       headers: { ...headers, host, "content-length": String(body.length), "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
       body,
     });
-    const res = await this.send(t, path, signed.headers, body, signal);
+    const res = await this.send("PUT", t, path, signed.headers, body, signal);
+    res.resume(); // PUT answers carry no body worth reading
     const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
     return {
       etag: one(res.headers.etag),
@@ -112,31 +120,83 @@ export class LeanPut {
     };
   }
 
+  /** GET the whole object `key`; the body streams from the response. */
+  async get(key: string, signal?: AbortSignal): Promise<LeanGetResult> {
+    const t = this.target!;
+    const signer = await (this.signer ??= this.makeSigner());
+    const host = t.port ? `${t.hostname}:${t.port}` : t.hostname;
+    const path = `${t.basePath}/${encodeKey(key)}`;
+    const signed = await signer.sign({
+      method: "GET",
+      protocol: t.protocol,
+      hostname: t.hostname,
+      port: t.port,
+      path,
+      query: {},
+      headers: { host, "x-amz-content-sha256": EMPTY_SHA256 },
+    });
+    const res = await this.send("GET", t, path, signed.headers, undefined, signal);
+    return { body: res, headers: readHeaders(res.headers) };
+  }
+
   private async makeSigner(): Promise<SignatureV4> {
     const region = await this.client.config.region();
     return new SignatureV4({ credentials: this.client.config.credentials, region, service: "s3", sha256: Sha256, uriEscapePath: false, applyChecksum: false });
   }
 
-  private send(t: Target, path: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  /**
+   * Send one request. A 2xx response is handed over unread (its body is the caller's); any
+   * other is read whole and rejected as an SDK-shaped error. Silence for `idleTimeoutMs`, also
+   * mid-body, destroys the request.
+   */
+  private send(method: string, t: Target, path: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<http.IncomingMessage> {
     const mod = t.protocol === "https:" ? https : http;
     const agent = t.protocol === "https:" ? this.agents.https : this.agents.http;
     return new Promise((resolve, reject) => {
-      const req = mod.request({ method: "PUT", hostname: t.hostname, port: t.port, path, headers, agent, signal });
+      const req = mod.request({ method, hostname: t.hostname, port: t.port, path, headers, agent, signal });
       req.setTimeout(this.idleTimeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${this.idleTimeoutMs} ms`), { code: "ETIMEDOUT" })));
       req.on("error", reject);
       req.on("response", (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve(res);
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", reject);
-        res.on("end", () => {
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve(res);
-          reject(serviceError(status, Buffer.concat(chunks).toString("utf8"), res.headers));
-        });
+        res.on("end", () => reject(serviceError(status, Buffer.concat(chunks).toString("utf8"), res.headers)));
       });
       req.end(body);
     });
   }
+}
+
+/** SHA-256 of an empty body, the payload hash of a GET. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/** A GetObject response's headers in the shape the SDK gives them (user metadata unprefixed). */
+function readHeaders(raw: http.IncomingHttpHeaders): S3ReadHeaders {
+  const one = (name: string): string | undefined => {
+    const v = raw[name];
+    return Array.isArray(v) ? v.join(", ") : v;
+  };
+  const Metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k.startsWith("x-amz-meta-") && v !== undefined) Metadata[k.slice("x-amz-meta-".length)] = Array.isArray(v) ? v.join(", ") : v;
+  }
+  const length = one("content-length");
+  const modified = one("last-modified");
+  return {
+    ContentLength: length === undefined ? undefined : Number(length),
+    LastModified: modified === undefined ? undefined : new Date(modified),
+    ETag: one("etag"),
+    ContentType: one("content-type"),
+    CacheControl: one("cache-control"),
+    ContentEncoding: one("content-encoding"),
+    ContentDisposition: one("content-disposition"),
+    ContentLanguage: one("content-language"),
+    Metadata,
+    ServerSideEncryption: one("x-amz-server-side-encryption"),
+    SSECustomerAlgorithm: one("x-amz-server-side-encryption-customer-algorithm"),
+  };
 }
 
 function serviceError(status: number, xml: string, raw: http.IncomingHttpHeaders): LeanS3Error {
