@@ -100,6 +100,11 @@ export interface Capabilities {
      * (S3 takes metadata at CreateMultipartUpload, not at completion).
      */
     readonly md5AtStart?: boolean;
+    /**
+     * The checksum uploadPart sends for the service to verify the part on arrival: "md5" (hex,
+     * the default) or "crc32c" (base64 big-endian; hardware-fast, so no MD5 pass per part).
+     */
+    readonly partChecksum?: "md5" | "crc32c";
   };
 }
 
@@ -110,13 +115,16 @@ export interface MultipartSteps {
    * last is `partSize` bytes.
    */
   startUpload(key: string, source: ObjectInfo, partSize: number): Promise<string>;
-  /** Upload part `partNumber` (1-based). Returns the part's etag/token to pass to completeUpload. */
+  /**
+   * Upload part `partNumber` (1-based) with its `checksum` (the kind `multipart.partChecksum`
+   * names), which the service verifies. Returns the part's etag/token to pass to completeUpload.
+   */
   uploadPart(
     key: string,
     uploadId: string,
     partNumber: number,
     body: Buffer,
-    md5: string,
+    checksum: string,
   ): Promise<string>;
   completeUpload(
     key: string,

@@ -100,6 +100,7 @@ export interface UploadRecord {
 export interface CommittedPart {
   partNumber: number;
   size: number;
+  /** The checksum the part was sent with: hex MD5, or base64 CRC32C where partChecksum says so. */
   md5: string;
   etag: string;
 }

@@ -10,8 +10,8 @@
  * restarted copy continues the same upload: committed parts are not sent again; only parts
  * committed out of order ahead of the hash are read again, to hash, never re-sent.
  *
- * Verification: every part goes with its MD5 for the service to check (S3 Content-MD5, Azure
- * transactional MD5, GCS md5Hash); the whole-object MD5 is checked against the source's where
+ * Verification: every part goes with a checksum for the service to check (S3 Content-MD5, Azure
+ * transactional MD5, GCS crc32c); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
  */
 import pLimit from "p-limit";
@@ -19,6 +19,7 @@ import type { Adapter, ObjectInfo } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
 import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
+import { crc32cBase64 } from "./hashing.js";
 import { BufferPool, ByteBudget } from "./memory.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 
@@ -133,25 +134,25 @@ export class MultipartCopier {
           let settled: Promise<unknown> = Promise.resolve();
           try {
             await this.readPart(item.key, start, body);
-            const partHash = md5Of(body);
+            const partHash = caps.partChecksum === "crc32c" ? Promise.resolve(crc32cBase64(body)) : md5Of(body);
             settled = partHash.catch(() => undefined);
             if (needsHash) {
               await waitTurn(n);
               hashState = await md5Continue(hashState, body);
               passTurn(n);
             }
-            const partMd5 = await partHash;
+            const partSum = await partHash;
             if (!committed.has(n)) {
               const etag = await withRetry(this.hooks.retry, async () => {
                 this.hooks.onBytes(length);
                 try {
-                  return await steps.uploadPart(item.key, upload.uploadId, n, body, partMd5);
+                  return await steps.uploadPart(item.key, upload.uploadId, n, body, partSum);
                 } catch (err) {
                   this.hooks.onBytes(-length);
                   throw err;
                 }
               }, this.retryHooks(item.key));
-              const part = { partNumber: n, size: length, md5: partMd5, etag };
+              const part = { partNumber: n, size: length, md5: partSum, etag };
               this.store.savePart(item.key, part);
               committed.set(n, part);
               bytesDone += length;

@@ -68,6 +68,7 @@ const capabilities: Capabilities = Object.freeze({
     maxParts: 10000,
     defaultThreshold: 256 * MiB,
     defaultPartSize: 64 * MiB,
+    partChecksum: "crc32c",
   }),
 });
 

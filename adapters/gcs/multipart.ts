@@ -6,7 +6,7 @@
  *   and parts never show under any location's prefix (list() also hides that folder when the
  *   location is the whole bucket).
  * - uploadPart stores part N as `.cloudmigrate-parts/<id>/<N, 5 digits>` in one request, sending
- *   the part's MD5 so GCS verifies it on arrival. Its "etag" is the part's generation.
+ *   the part's CRC32C so GCS verifies it on arrival. Its "etag" is the part's generation.
  * - completeUpload composes the parts (≤ 32 sources per compose call, so > 32 parts are composed
  *   in levels through intermediate objects in the same folder) into the destination, with the
  *   source's headers, metadata, mtime and metadata "md5" = the whole object's MD5, then deletes
@@ -19,7 +19,7 @@ import type { MultipartSteps, ObjectInfo, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import type { GcsHttp } from "./http.js";
 import { mapGcsError } from "./errors.js";
-import { PARTS_ROOT, encName, hexToB64, resourceFor, toWriteResult, OBJECT_FIELDS, type GcsObject } from "./objects.js";
+import { PARTS_ROOT, encName, resourceFor, toWriteResult, OBJECT_FIELDS, type GcsObject } from "./objects.js";
 import { uploadObject } from "./upload.js";
 
 /** GCS accepts at most this many sources in one compose request. */
@@ -117,10 +117,10 @@ export function gcsMultipart(host: MultipartHost): MultipartSteps {
       return crypto.randomBytes(12).toString("hex");
     },
 
-    async uploadPart(_key, uploadId, partNumber, body, md5): Promise<string> {
+    async uploadPart(_key, uploadId, partNumber, body, crc32c): Promise<string> {
       const name = partName(uploadId, partNumber);
-      const resource: Record<string, unknown> = { contentType: "application/octet-stream" };
-      if (/^[0-9a-f]{32}$/i.test(md5)) resource.md5Hash = hexToB64(md5);
+      // GCS checks the part's CRC32C on arrival (partChecksum "crc32c": no MD5 pass per part).
+      const resource: Record<string, unknown> = { contentType: "application/octet-stream", crc32c };
       try {
         const o = await uploadObject(http, { bucket, name, resource, body });
         return o.generation ?? o.etag ?? "";

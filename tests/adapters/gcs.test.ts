@@ -14,6 +14,7 @@ import { createGcsAdapter } from "../../adapters/gcs/index.js";
 import { mapGcsError, GcsHttpError, parseRetryAfter } from "../../adapters/gcs/errors.js";
 import { startFakeGcs } from "../emulators/fakegcs.js";
 import type { Emulator } from "../emulators/types.js";
+import { crc32cBase64 } from "../../src/hashing.js";
 import { adapterContract, emulatorTarget } from "./contract.js";
 import { caught } from "../helpers/errors.js";
 
@@ -309,7 +310,7 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
       const mp = a.multipart!;
       const id = await mp.startUpload(key, src, parts[0]?.length ?? 0);
       const done = await Promise.all(
-        parts.map(async (b, i) => ({ partNumber: i + 1, etag: await mp.uploadPart(key, id, i + 1, b, md5hex(b)), size: b.length })),
+        parts.map(async (b, i) => ({ partNumber: i + 1, etag: await mp.uploadPart(key, id, i + 1, b, crc32cBase64(b)), size: b.length })),
       );
       return { id, done };
     }
@@ -353,11 +354,14 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
       await expect(adapter.stat("ab.bin")).rejects.toMatchObject({ kind: "NotFound" });
     });
 
-    it("rejects a part whose md5 does not match", async () => {
+    it("rejects a part whose crc32c does not match", async () => {
       const mp = adapter.multipart!;
       const id = await mp.startUpload("p.bin", { key: "p", size: 3 }, 3);
-      const e = await caught(mp.uploadPart("p.bin", id, 1, Buffer.from("abc"), "0".repeat(32)));
+      expect(adapter.capabilities.multipart?.partChecksum).toBe("crc32c");
+      const e = await caught(mp.uploadPart("p.bin", id, 1, Buffer.from("abc"), crc32cBase64(Buffer.from("abd"))));
       expect(e.kind).toBe("Integrity");
+      await expect(mp.uploadPart("p.bin", id, 1, Buffer.from("abc"), crc32cBase64(Buffer.from("abc")))).resolves.toBeTruthy();
+      await mp.abortUpload("p.bin", id);
     });
   });
 
