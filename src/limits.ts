@@ -164,9 +164,9 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
 
   const multipart: MultipartSteps | undefined = inner.multipart && {
     startUpload: (k, src, partSize) => request(() => inner.multipart!.startUpload(k, src, partSize)),
-    uploadPart: async (k, id, n, body, md5) => {
+    uploadPart: async (k, id, n, body, checksum) => {
       await s.bandwidth?.take(body.length);
-      return request(() => inner.multipart!.uploadPart(k, id, n, body, md5));
+      return request(() => inner.multipart!.uploadPart(k, id, n, body, checksum));
     },
     completeUpload: (k, id, parts, src, md5) => request(() => inner.multipart!.completeUpload(k, id, parts, src, md5)),
     abortUpload: (k, id) => request(() => inner.multipart!.abortUpload(k, id)),

@@ -5,7 +5,7 @@
  * adapters only supply the start / upload part / complete / abort steps. Each part is read by
  * its own ranged read, so one big object is not limited to one stream.
  *
- * Resume: the upload id, every committed part (number, size, MD5, etag) and the whole-object
+ * Resume: the upload id, every committed part (number, size, checksum, etag) and the whole-object
  * MD5 state (hash-wasm's saved state, advanced in part order) are recorded as they happen. A
  * restarted copy continues the same upload: committed parts are not sent again; only parts
  * committed out of order ahead of the hash are read again, to hash, never re-sent.
