@@ -173,7 +173,7 @@ export class FsAdapter implements Adapter {
     const p = this.pathOf(key);
     try {
       // Shared memory is filled by the worker in place; other memory on this thread.
-      if (target.buffer instanceof SharedArrayBuffer) return await fsPool().call<number>("readInto", p, start, target);
+      if (target.buffer instanceof SharedArrayBuffer) return await fsPool().callAlone<number>("readInto", p, start, target);
       const handle = await fsp.open(p, "r");
       try {
         let got = 0;
@@ -254,7 +254,9 @@ export class FsAdapter implements Adapter {
     const finalPath = this.pathOf(key);
     let got: { size: number; complete: boolean; md5?: string };
     try {
-      got = await fsPool().call<typeof got>("copyFile", file, tempNameFor(finalPath), finalPath, source.size, source.mtime, opts?.md5 === true);
+      const pool = fsPool();
+      const args = [file, tempNameFor(finalPath), finalPath, source.size, source.mtime, opts?.md5 === true];
+      got = await (source.size > SMALL_FILE ? pool.callAlone<typeof got>("copyFile", ...args) : pool.call<typeof got>("copyFile", ...args));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT" && (err as NodeJS.ErrnoException).path === file) {
         throw new MigrateError("NotFound", `${key}: no such file`);
@@ -357,7 +359,7 @@ export class FsAdapter implements Adapter {
       const partSize = Number(uploadId.split(".")[1]);
       let stored: string;
       try {
-        stored = await fsPool().call<string>("writePart", this.uploadPath(key, uploadId), (partNumber - 1) * partSize, body, md5);
+        stored = await fsPool().callAlone<string>("writePart", this.uploadPath(key, uploadId), (partNumber - 1) * partSize, body, md5);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new MigrateError("NotFound", `${key}: upload ${uploadId} no longer exists`);
         throw this.placeError(key, err);
@@ -388,7 +390,7 @@ export class FsAdapter implements Adapter {
 
   async computeMd5(key: string): Promise<string> {
     try {
-      return await fsPool().call<string>("md5File", this.pathOf(key));
+      return await fsPool().callAlone<string>("md5File", this.pathOf(key));
     } catch (err) {
       throw this.readError(key, err);
     }

@@ -13,12 +13,12 @@ const hashPool = (): WorkerPool => (pool ??= new WorkerPool(workerScript(import.
 
 export function md5Of(buf: Buffer): Promise<string> {
   if (buf.length < INLINE_BELOW) return Promise.resolve(md5Hex(buf));
-  return hashPool().call<string>("md5", buf);
+  return hashPool().callAlone<string>("md5", buf);
 }
 
 /** The saved MD5 state after `buf`, continuing from `state` (undefined: from the start). */
 export async function md5Continue(state: Uint8Array | undefined, buf: Buffer): Promise<Uint8Array> {
-  return hashPool().call<Uint8Array>("md5Continue", state, buf);
+  return hashPool().callAlone<Uint8Array>("md5Continue", state, buf);
 }
 
 export function md5Finish(state: Uint8Array | undefined): Promise<string> {

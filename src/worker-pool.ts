@@ -14,7 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker, parentPort, type TransferListItem } from "node:worker_threads";
 
-type Call = { seq: number; op: string; args: unknown[] };
+type Call = { seq: number; op: string; args: unknown[]; alone?: boolean };
 type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: WorkerErrorShape };
 interface WorkerErrorShape {
   message: string;
@@ -55,11 +55,24 @@ export class WorkerPool {
 
   /** Run `op` on some worker. Errors keep the worker's `code`, `syscall` and `path`. */
   call<T>(op: string, ...args: unknown[]): Promise<T> {
+    return this.enqueue<T>({ op, args });
+  }
+
+  /**
+   * Like `call`, for a long call (hashing or reading a part, hashing a whole file): it travels
+   * in a batch of its own, so several such calls spread over the threads instead of queueing
+   * behind each other on one.
+   */
+  callAlone<T>(op: string, ...args: unknown[]): Promise<T> {
+    return this.enqueue<T>({ op, args, alone: true });
+  }
+
+  private enqueue<T>(c: Omit<Call, "seq">): Promise<T> {
     if (this.closed) return Promise.reject(new Error("worker pool is closed"));
     const seq = ++this.seq;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(seq, { resolve: resolve as (v: unknown) => void, reject });
-      this.queue.push({ seq, op, args });
+      this.queue.push({ seq, ...c });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => {
@@ -92,7 +105,10 @@ export class WorkerPool {
       if (slot.batches >= BATCHES_PER_WORKER) continue;
       const open = order.filter((s) => s.batches < BATCHES_PER_WORKER).length;
       const share = Math.min(BATCH_MAX, Math.max(MIN_SHARE, Math.ceil(this.queue.length / Math.max(1, open))));
-      const batch = this.queue.splice(0, share);
+      // A long call goes alone; short ones go together, up to the next long one.
+      let take = 1;
+      if (!this.queue[0].alone) while (take < share && take < this.queue.length && !this.queue[take].alone) take++;
+      const batch = this.queue.splice(0, take);
       for (const c of batch) {
         slot.pending.set(c.seq, this.waiting.get(c.seq)!);
         this.waiting.delete(c.seq);

@@ -67,6 +67,28 @@ describe("WorkerPool with the filesystem worker", () => {
   });
 });
 
+describe("WorkerPool batching", () => {
+  it("short calls made together travel together; long calls (callAlone) spread over the threads", async () => {
+    // A worker that answers with its thread id.
+    const file = path.join(tempDir("pool-batch"), "who.mjs");
+    fs.writeFileSync(
+      file,
+      `import { threadId } from "node:worker_threads";
+       import { serve } from ${JSON.stringify(new URL("../../dist/src/worker-pool.js", import.meta.url).href)};
+       serve({ who: () => ({ value: threadId }) });`,
+    );
+    const pool = new WorkerPool(file, 3);
+    try {
+      const short = await Promise.all(Array.from({ length: 4 }, () => pool.call<number>("who")));
+      expect(new Set(short).size).toBe(1); // one message to one thread
+      const long = await Promise.all(Array.from({ length: 3 }, () => pool.callAlone<number>("who")));
+      expect(new Set(long).size).toBe(3); // one thread each
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe("hash pool", () => {
   it("part MD5s and the whole-object MD5 chained part by part match a one-pass MD5", async () => {
     const data = seededBytes(3 * 1024 * 1024 + 17, 4);
