@@ -249,7 +249,7 @@ export class FsAdapter implements Adapter {
     return this.pathOf(key);
   }
 
-  /** One worker call reads, hashes and writes the whole file: no bytes cross to the main thread. */
+  /** One worker call reads (and hashes, if asked) and writes the whole file: no bytes cross to the main thread. */
   async writeFromFile(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult> {
     const finalPath = this.pathOf(key);
     let got: { size: number; complete: boolean; md5?: string };

@@ -95,22 +95,8 @@ export class LeanS3 {
 
   /** PUT `body` as `key`; `headers` are the object's content headers and x-amz-meta-*. */
   async put(key: string, body: Buffer, headers: Record<string, string>, signal?: AbortSignal): Promise<LeanPutResult> {
-    const t = this.target!;
-    const signer = await (this.signer ??= this.makeSigner());
-    const host = t.port ? `${t.hostname}:${t.port}` : t.hostname;
-    const path = `${t.basePath}/${encodeKey(key)}`;
-    const signed = await signer.sign({
-      method: "PUT",
-      protocol: t.protocol,
-      hostname: t.hostname,
-      port: t.port,
-      path,
-      query: {},
-      // Content-MD5 (always sent by the caller) lets S3 check the body, so it is not hashed twice.
-      headers: { ...headers, host, "content-length": String(body.length), "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
-      body,
-    });
-    const res = await this.send("PUT", t, path, signed.headers, body, signal);
+    // Content-MD5 (always sent by the caller) lets S3 check the body, so it is not hashed twice.
+    const res = await this.request("PUT", key, { ...headers, "content-length": String(body.length), "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }, body, signal);
     res.resume(); // PUT answers carry no body worth reading
     const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
     return {
@@ -122,21 +108,18 @@ export class LeanS3 {
 
   /** GET the whole object `key`; the body streams from the response. */
   async get(key: string, signal?: AbortSignal): Promise<LeanGetResult> {
+    const res = await this.request("GET", key, { "x-amz-content-sha256": EMPTY_SHA256 }, undefined, signal);
+    return { body: res, headers: readHeaders(res.headers) };
+  }
+
+  /** Sign and send `method` on `key` at the learned URL. */
+  private async request(method: string, key: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<http.IncomingMessage> {
     const t = this.target!;
     const signer = await (this.signer ??= this.makeSigner());
     const host = t.port ? `${t.hostname}:${t.port}` : t.hostname;
     const path = `${t.basePath}/${encodeKey(key)}`;
-    const signed = await signer.sign({
-      method: "GET",
-      protocol: t.protocol,
-      hostname: t.hostname,
-      port: t.port,
-      path,
-      query: {},
-      headers: { host, "x-amz-content-sha256": EMPTY_SHA256 },
-    });
-    const res = await this.send("GET", t, path, signed.headers, undefined, signal);
-    return { body: res, headers: readHeaders(res.headers) };
+    const signed = await signer.sign({ method, protocol: t.protocol, hostname: t.hostname, port: t.port, path, query: {}, headers: { ...headers, host }, body });
+    return this.send(method, t, path, signed.headers, body, signal);
   }
 
   private async makeSigner(): Promise<SignatureV4> {
