@@ -21,6 +21,7 @@ import type {
   UploadRecord,
   WorkItem,
 } from "./types.js";
+import { isWork } from "./types.js";
 
 export const SCHEMA_VERSION = 1;
 export const APP_ID = "cloudmigrate";
@@ -255,7 +256,7 @@ export class SqliteCheckpoint implements CheckpointStore {
     const insert = this.st.insert;
     this.db.transaction(() => {
       for (const r of rows) {
-        const work = r.action === "copy" || r.action === "update" || r.action === "delete";
+        const work = isWork(r.action);
         insert.run({
           key: r.key,
           action: r.action,

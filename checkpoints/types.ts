@@ -15,6 +15,11 @@ export type Action =
   | "extra" // only at destination, kept
   | "delete"; // only at destination, to be deleted (--delete)
 
+/** Whether the action is work for the copier (the rest are done as soon as planned). */
+export function isWork(action: Action): boolean {
+  return action === "copy" || action === "update" || action === "delete";
+}
+
 export type ObjectState = "pending" | "done" | "failed";
 
 export type JobStatus = "planning" | "copying" | "done" | "failed" | "interrupted";

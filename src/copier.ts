@@ -8,13 +8,12 @@
  * MD5 (when the source listing gave one) and the destination's (when it reports one). A mismatch
  * is a temporary Integrity error: retried, and never recorded as done.
  */
-import crypto from "node:crypto";
 import { Readable, pipeline } from "node:stream";
 import pLimit from "p-limit";
 import type { Adapter, ObjectInfo, ObjectStream } from "../adapters/types.js";
 import type { CheckpointStore, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, describeError, toMigrateError } from "./errors.js";
-import { HashingStream, crc32cBase64 } from "./hashing.js";
+import { HashingStream, crc32cBase64, md5Hex } from "./hashing.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 import { MultipartCopier, type MultipartSettings } from "./multipart.js";
 
@@ -303,7 +302,7 @@ export class Copier {
       buf = stream.whole;
       stream.destroy(); // its bytes are not needed
     } else buf = await readWhole(stream, info.size);
-    const md5 = crypto.createHash("md5").update(buf).digest("hex");
+    const md5 = md5Hex(buf);
     const crc = this.destination.capabilities.crc32c ? crc32cBase64(buf) : undefined;
     const problemBefore = verify(info.size, buf.length, buf.length, md5, expectedMd5, undefined, undefined, undefined);
     if (problemBefore) throw new MigrateError("Integrity", `${item.key}: ${problemBefore}`, { temporary: true });

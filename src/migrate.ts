@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Adapter, AdapterOptions, Location } from "../adapters/types.js";
 import { createAdapter, locationContains, locationId, parseLocation } from "../adapters/index.js";
-import type { CheckpointStore, Counts, JobOptions } from "../checkpoints/types.js";
+import { isWork, type CheckpointStore, type Counts, type JobOptions } from "../checkpoints/types.js";
 import { SqliteCheckpoint } from "../checkpoints/sqlite.js";
 import { JobDirectory, jobIdFor } from "../checkpoints/jobs.js";
 import { ExitCode, describeError, usageError } from "./errors.js";
@@ -274,7 +274,7 @@ async function execute(store: SqliteCheckpoint, src: Adapter, dst: Adapter, sett
                 out.event("object", { type: "object", key: r.key, action: r.action, state: "failed", bytes: 0, error: r.error });
                 continue;
               }
-              if (!(r.action === "copy" || r.action === "update" || r.action === "delete")) continue;
+              if (!isWork(r.action)) continue;
               objects++;
               if (r.action !== "delete") bytes += r.size;
             }

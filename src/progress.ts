@@ -46,6 +46,11 @@ class Tally {
     return dt > 0.5 ? (this.bytes - first.b) / dt : 0;
   }
 
+  grow(objects: number, bytes: number): void {
+    this.totalObjects += objects;
+    this.totalBytes += bytes;
+  }
+
   /** "1,234" or, while still listing, "1,234+". */
   allObjects(): string {
     return formatCount(this.totalObjects) + (this.listing ? "+" : "");
@@ -88,8 +93,7 @@ export class BarProgress implements ProgressSink {
   }
 
   grow(objects: number, bytes: number): void {
-    this.tally.totalObjects += objects;
-    this.tally.totalBytes += bytes;
+    this.tally.grow(objects, bytes);
   }
 
   listed(): void {
@@ -145,8 +149,7 @@ export class LineProgress implements ProgressSink {
   }
 
   grow(objects: number, bytes: number): void {
-    this.tally.totalObjects += objects;
-    this.tally.totalBytes += bytes;
+    this.tally.grow(objects, bytes);
   }
 
   listed(): void {

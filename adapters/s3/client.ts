@@ -190,7 +190,7 @@ export function createS3Client(bucket: string, opts: AdapterOptions): { client: 
       }
       return next(args);
     },
-    { step: "build", name: "cloudmigrateUnsignedPayloadWhenMd5" },
+    { step: "build", name: "cloudmigrateUnsignedPayloadAndLeanUrl" },
   );
   return { client, lean };
 }

@@ -34,6 +34,7 @@ import { CantDoThatHere, MigrateError, toMigrateError } from "../../src/errors.j
 import { mapS3Error } from "./errors.js";
 import { cleanEtag, infoFromHeaders, isHexMd5, md5FromEtag, writeHeaders, type S3WriteHeaders } from "./meta.js";
 import type { LeanS3 } from "./lean.js";
+import { md5Hex } from "../../src/hashing.js";
 
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 
@@ -154,7 +155,7 @@ export class S3Writer implements MultipartSteps {
     try {
       if (this.lean?.ready) {
         // The lean path always sends Content-MD5: it is what makes S3 check the body.
-        const md5 = isHexMd5(want) ? want : createHash("md5").update(Body).digest("hex");
+        const md5 = isHexMd5(want) ? want : md5Hex(Body);
         const r = await this.lean.put(Key, Body, { ...rawHeaders(writeHeaders(source)), "content-md5": md5Base64(md5) });
         out = { ETag: r.etag, ServerSideEncryption: r.serverSideEncryption, SSECustomerAlgorithm: r.sseCustomerAlgorithm };
       } else out = await this.client.send(
