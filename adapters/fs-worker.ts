@@ -28,6 +28,19 @@ function readAll(fd: number, buf: Uint8Array, position: number): number {
   return got;
 }
 
+function readSmall(file: string, max: number, start?: number, length?: number): SmallRead {
+  const fd = fs.openSync(file, "r");
+  try {
+    const size = length ?? fs.fstatSync(fd).size;
+    if (size > max) return { big: true };
+    const buf = Buffer.allocUnsafeSlow(size);
+    const got = readAll(fd, buf, start ?? 0);
+    return { buf: got === size ? buf : buf.subarray(0, got) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function writeAll(fd: number, data: Uint8Array, position: number): void {
   for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
@@ -72,17 +85,24 @@ serve({
 
   /** The file's bytes (or `length` bytes from `start`) if at most `max` bytes; else `big`. */
   readSmall(file: string, max: number, start?: number, length?: number): Handled {
-    const fd = fs.openSync(file, "r");
-    try {
-      const size = length ?? fs.fstatSync(fd).size;
-      if (size > max) return { value: { big: true } satisfies SmallRead };
-      const buf = Buffer.allocUnsafeSlow(size);
-      const got = readAll(fd, buf, start ?? 0);
-      const out = got === size ? buf : buf.subarray(0, got);
-      return { value: { buf: out } satisfies SmallRead, transfer: [buf.buffer] };
-    } finally {
-      fs.closeSync(fd);
+    const got = readSmall(file, max, start, length);
+    return { value: got, transfer: "buf" in got ? [got.buf.buffer as ArrayBuffer] : undefined };
+  },
+
+  /** readSmall for each whole file; a file that cannot be read is `failed` (the caller reads it again). */
+  readMany(files: string[], max: number): Handled {
+    const out: (SmallRead | { failed: true })[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const f of files) {
+      try {
+        const got = readSmall(f, max);
+        if ("buf" in got) transfer.push(got.buf.buffer as ArrayBuffer);
+        out.push(got);
+      } catch {
+        out.push({ failed: true });
+      }
     }
+    return { value: out, transfer };
   },
 
   /**

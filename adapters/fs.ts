@@ -52,6 +52,9 @@ function ownMemory(buf: Buffer): Buffer {
 
 /** A Buffer over bytes that arrived from a worker (they arrive as a plain Uint8Array). */
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const wholeStream = (whole: Buffer): ObjectStream => Object.assign(Readable.from([whole], { objectMode: false }), { whole });
+/** Files held read ahead, at most (× SMALL_FILE bytes at worst). */
+const AHEAD_MAX = 256;
 
 const capabilities: Capabilities = Object.freeze({
   readRange: true,
@@ -133,7 +136,30 @@ export class FsAdapter implements Adapter {
     }
   }
 
+  /** Files read ahead by prefetch(), until read() takes them. */
+  private readonly ahead = new Map<string, Promise<SmallRead | undefined>>();
+
+  prefetch(keys: readonly string[]): void {
+    // A bound on what is held: entries no read() came for (a stopped run) are dropped wholesale.
+    if (this.ahead.size >= AHEAD_MAX) this.ahead.clear();
+    const wanted = keys.filter((k) => !this.ahead.has(k) && !this.keyProblem(k));
+    if (!wanted.length) return;
+    const all = fsPool()
+      .call<(SmallRead | { failed: true })[]>("readMany", wanted.map((k) => this.pathOf(k)), SMALL_FILE)
+      .catch(() => undefined);
+    wanted.forEach((k, i) =>
+      this.ahead.set(k, all.then((got) => { const one = got?.[i]; return one && !("failed" in one) ? one : undefined; })),
+    );
+  }
+
   async read(key: string, range?: ByteRange): Promise<ObjectStream> {
+    const early = range ? undefined : this.ahead.get(key);
+    if (early) {
+      this.ahead.delete(key);
+      const got = await early;
+      if (got && "buf" in got) return wholeStream(asBuffer(got.buf));
+      // Not read ahead after all (too big, or failed): read it now, for the real answer.
+    }
     const p = this.pathOf(key);
     const length = range ? range.end - range.start + 1 : undefined;
     if (length === undefined || length <= SMALL_FILE) {
@@ -144,10 +170,7 @@ export class FsAdapter implements Adapter {
       } catch (err) {
         throw this.readError(key, err);
       }
-      if ("buf" in got) {
-        const whole = asBuffer(got.buf);
-        return Object.assign(Readable.from([whole], { objectMode: false }), { whole });
-      }
+      if ("buf" in got) return wholeStream(asBuffer(got.buf));
     }
     let handle: fsp.FileHandle;
     try {

@@ -179,6 +179,12 @@ export interface Adapter {
    */
   readInto?(key: string, start: number, target: Buffer): Promise<number>;
   /**
+   * A hint: `read(key)` (whole) will soon be called for each of these small objects, so fetch
+   * them together now (a local source reads them in one worker message instead of one each).
+   * read() behaves the same with or without it; what is fetched but never read is dropped.
+   */
+  prefetch?(keys: readonly string[]): void;
+  /**
    * The path of a local file holding `key`'s bytes, if this adapter keeps objects as files on
    * this machine. With the destination's `writeFromFile`, bytes then never cross the engine.
    */

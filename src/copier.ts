@@ -97,6 +97,12 @@ const COMMIT_BATCH = 256;
 /** Objects up to this size are read whole before they are written. */
 const SMALL_OBJECT = 256 * 1024;
 /**
+ * Small objects are fetched ahead in groups of this many, where the source offers it: one
+ * worker message for a group of local files instead of one per file.
+ */
+const PREFETCH_GROUP = 32;
+const PREFETCH_MAX_SIZE = 64 * 1024;
+/**
  * Local files up to this size are handed to a destination's writeFromFile; bigger ones stream,
  * so the progress bar moves while they copy (a handed-over file reports its bytes at the end).
  */
@@ -150,7 +156,9 @@ export class Copier {
         if (this.opts.moreRows && (await Promise.race([this.opts.moreRows(), this.stopped]))) continue;
         break;
       }
-      for (const item of batch) {
+      for (let i = 0; i < batch.length; i++) {
+        const item = batch[i];
+        if (i % PREFETCH_GROUP === 0) this.prefetch(batch.slice(i, i + PREFETCH_GROUP));
         while (inflight.size >= window) await Promise.race(inflight);
         if (this.stopping || this.fatal) break outer;
         const p = limit(() => (this.stopping || this.fatal ? Promise.resolve() : this.process(item)));
@@ -161,6 +169,20 @@ export class Copier {
     await Promise.all(inflight);
     this.commit();
     return { ...this.totals, interrupted: this.stopping && !this.fatal, fatal: this.fatal };
+  }
+
+  /** Ask the source to fetch together the rows of `group` that will be read whole. */
+  private prefetch(group: WorkItem[]): void {
+    if (!this.source.prefetch) return;
+    const keys = group.filter((it) => it.action !== "delete" && it.size <= PREFETCH_MAX_SIZE && this.route(it.size) === "single").map((it) => it.key);
+    if (keys.length > 1) this.source.prefetch(keys);
+  }
+
+  /** Which way an object of this size goes. */
+  private route(size: number): "parts" | "file" | "single" {
+    if (this.multipart.applies(size)) return "parts";
+    if (this.source.localPath && this.destination.writeFromFile && size <= FILE_HANDOFF_MAX) return "file";
+    return "single";
   }
 
   private sent(n: number): void {
@@ -234,8 +256,9 @@ export class Copier {
       await this.destination.delete(item.key);
       return 0;
     }
-    if (this.multipart.applies(item.size)) return this.multipart.copy(item);
-    if (this.source.localPath && this.destination.writeFromFile && item.size <= FILE_HANDOFF_MAX) return this.copyFile(item);
+    const route = this.route(item.size);
+    if (route === "parts") return this.multipart.copy(item);
+    if (route === "file") return this.copyFile(item);
     return this.copySingle(item);
   }
 

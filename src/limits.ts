@@ -219,6 +219,8 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     check: (role) => withRetry(s.retry, () => request(() => inner.check(role))),
     keyProblem: inner.keyProblem?.bind(inner),
     readInto: inner.readInto && ((key, start, target) => request(() => inner.readInto!(key, start, target))),
+    // A read-ahead of a few small local files: paid for, like any read, when read() takes it.
+    prefetch: inner.prefetch?.bind(inner),
     localPath: inner.localPath?.bind(inner),
     writeFromFile: inner.writeFromFile && (async (key, file, source, opts) => {
       await s.bandwidth?.take(source.size);

@@ -1,0 +1,86 @@
+/**
+ * Small local files are read ahead in groups: the copier hints the source, the filesystem
+ * adapter reads the group in one worker call, and read() serves from it. Real files, real
+ * worker threads.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { FsAdapter } from "../../adapters/fs.js";
+import { parseLocation } from "../../adapters/index.js";
+import type { Adapter, ObjectStream } from "../../adapters/types.js";
+import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import { Copier } from "../../src/copier.js";
+import { plan } from "../../src/planner.js";
+import { tempDir } from "../helpers/cli.js";
+import { seededBytes } from "../helpers/streams.js";
+
+const RETRY = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
+const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxMemory: 64 * 1024 * 1024 };
+
+async function bytesOf(s: ObjectStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+describe("filesystem read-ahead", () => {
+  it("serves read() from the group read ahead, and reads anything else as before", async () => {
+    const dir = tempDir("prefetch");
+    const small = [seededBytes(4096, 1), seededBytes(10, 2)];
+    const big = seededBytes(300 * 1024, 3); // over the whole-read size: not held ahead
+    fs.writeFileSync(path.join(dir, "a"), small[0]);
+    fs.writeFileSync(path.join(dir, "b"), small[1]);
+    fs.writeFileSync(path.join(dir, "big"), big);
+    const fsa = new FsAdapter(parseLocation(dir));
+    fsa.prefetch(["a", "b", "big", "missing"]);
+
+    expect((await bytesOf(await fsa.read("b"))).equals(small[1])).toBe(true);
+    // The group was read in one go: "a" is served from what was read ahead even once it is gone.
+    fs.rmSync(path.join(dir, "a"));
+    expect((await bytesOf(await fsa.read("a"))).equals(small[0])).toBe(true);
+    // Taken once: the next read goes to the disk.
+    await expect(fsa.read("a")).rejects.toMatchObject({ kind: "NotFound" });
+    expect((await bytesOf(await fsa.read("big"))).equals(big)).toBe(true);
+    await expect(fsa.read("missing")).rejects.toMatchObject({ kind: "NotFound" });
+  });
+});
+
+describe("the copier reads small objects ahead", () => {
+  it("hints groups of small keys only, and every object arrives whole", async () => {
+    const srcDir = tempDir("prefetch-src");
+    const dstDir = tempDir("prefetch-dst");
+    const files = new Map<string, Buffer>();
+    for (let i = 0; i < 100; i++) files.set(`s${String(i).padStart(3, "0")}`, seededBytes(1000 + i, i));
+    files.set("t-large", seededBytes(200 * 1024, 7)); // bigger than what is read ahead
+    for (const [k, v] of files) fs.writeFileSync(path.join(srcDir, k), v);
+
+    const inner = new FsAdapter(parseLocation(srcDir));
+    const hints: string[][] = [];
+    const source: Adapter = Object.assign(Object.create(inner) as Adapter, {
+      prefetch(keys: readonly string[]) {
+        hints.push([...keys]);
+        inner.prefetch(keys);
+      },
+    });
+    // A destination without writeFromFile takes bytes through read(), as a cloud one does.
+    const dstInner = new FsAdapter(parseLocation(dstDir));
+    const destination: Adapter = Object.assign(Object.create(dstInner) as Adapter, { writeFromFile: undefined });
+
+    const store = SqliteCheckpoint.create(path.join(tempDir("prefetch-ckpt"), "j.sqlite"), {
+      id: "t",
+      source: srcDir,
+      destination: dstDir,
+      options: { include: [], exclude: [], compare: "default", delete: false },
+    });
+    await plan({ source, destination, store, options: store.job.options });
+    const result = await new Copier(source, destination, store, { concurrency: 8, retry: RETRY, multipart: MULTIPART }).run();
+
+    expect(result.copied).toBe(101);
+    for (const [k, v] of files) expect(fs.readFileSync(path.join(dstDir, k)).equals(v)).toBe(true);
+    const hinted = hints.flat();
+    expect(hinted.sort()).toEqual([...files.keys()].filter((k) => k !== "t-large").sort());
+    expect(Math.max(...hints.map((h) => h.length))).toBeLessThanOrEqual(32);
+    store.close();
+  });
+});
