@@ -19,14 +19,18 @@ import { findGoBinary, freePort, missingEmulator, supervise, waitReady } from ".
 const ROOT_USER = "minio-test-user";
 const ROOT_PASSWORD = "minio-test-password-0123456789";
 
-export async function startMinio(): Promise<Emulator | undefined> {
+/**
+ * `dataParent`: where MinIO keeps its objects (default: the temp dir). The benchmark passes a
+ * memory-backed folder, as Azurite and fake-gcs-server keep theirs in memory.
+ */
+export async function startMinio(dataParent = os.tmpdir()): Promise<Emulator | undefined> {
   const bin = findGoBinary("minio");
   if (!bin) return missingEmulator("minio", "s3");
 
   const port = await freePort();
   let consolePort = await freePort();
   while (consolePort === port) consolePort = await freePort();
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "minio-test-"));
+  const dataDir = mkdtempSync(path.join(dataParent, "minio-test-"));
   const endpoint = `http://127.0.0.1:${port}`;
 
   const child = spawn(
