@@ -126,10 +126,11 @@ export interface MultipartSteps {
     body: Buffer,
     checksum: string,
   ): Promise<string>;
+  /** `parts`: each with the etag uploadPart returned and the checksum it was sent with. */
   completeUpload(
     key: string,
     uploadId: string,
-    parts: { partNumber: number; etag: string; size: number }[],
+    parts: { partNumber: number; etag: string; size: number; checksum: string }[],
     source: ObjectInfo,
     wholeMd5: string,
   ): Promise<WriteResult>;

@@ -23,7 +23,12 @@ import type {
 } from "./types.js";
 import { isWork } from "./types.js";
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+/** Schema changes from each older version, applied when a file is opened for writing. */
+const UPGRADES: Record<number, string> = {
+  // 2: an upload records the kind of checksum its parts carry (1's uploads all used MD5).
+  1: "ALTER TABLE uploads ADD COLUMN part_checksum TEXT;",
+};
 export const APP_ID = "cloudmigrate";
 
 /** A checkpoint file we must not use; the message says why and what to do. */
@@ -44,7 +49,8 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_pending ON objects(state, id);
 CREATE TABLE IF NOT EXISTS uploads (
   key TEXT PRIMARY KEY, upload_id TEXT NOT NULL, part_size INTEGER NOT NULL,
-  size INTEGER NOT NULL, mtime INTEGER, hashed_parts INTEGER NOT NULL DEFAULT 0, hash_state BLOB);
+  size INTEGER NOT NULL, mtime INTEGER, hashed_parts INTEGER NOT NULL DEFAULT 0, hash_state BLOB,
+  part_checksum TEXT);
 CREATE TABLE IF NOT EXISTS parts (
   key TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL,
   etag TEXT NOT NULL, PRIMARY KEY (key, part_number));
@@ -166,6 +172,16 @@ function openChecked(file: string, readonly: boolean, thorough = false): Databas
   }
 }
 
+/** Bring a file written by an older cloudmigrate to this schema, in one transaction. */
+function upgrade(db: Database.Database): void {
+  const version = Number((db.prepare("SELECT v FROM meta WHERE k = 'schema_version'").get() as { v: string }).v);
+  if (version >= SCHEMA_VERSION) return;
+  db.transaction(() => {
+    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(UPGRADES[v]);
+    db.prepare("UPDATE meta SET v = ? WHERE k = 'schema_version'").run(String(SCHEMA_VERSION));
+  })();
+}
+
 function readJob(db: Database.Database): JobRecord {
   const r = db.prepare("SELECT * FROM job").get() as JobRow | undefined;
   if (!r) throw new Error("no job record");
@@ -223,7 +239,9 @@ export class SqliteCheckpoint implements CheckpointStore {
       removeSidecarsWeMade(file, sidecars);
       throw err;
     }
-    return new SqliteCheckpoint(openChecked(file, false));
+    const db = openChecked(file, false);
+    upgrade(db);
+    return new SqliteCheckpoint(db);
   }
 
   private prepare() {
@@ -243,7 +261,7 @@ export class SqliteCheckpoint implements CheckpointStore {
       getUpload: db.prepare("SELECT * FROM uploads WHERE key = ?"),
       getParts: db.prepare("SELECT part_number, size, md5, etag FROM parts WHERE key = ? ORDER BY part_number"),
       saveUpload: db.prepare(
-        "INSERT OR REPLACE INTO uploads (key, upload_id, part_size, size, mtime) VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO uploads (key, upload_id, part_size, size, mtime, part_checksum) VALUES (?, ?, ?, ?, ?, ?)",
       ),
       savePart: db.prepare("INSERT OR REPLACE INTO parts (key, part_number, size, md5, etag) VALUES (?, ?, ?, ?, ?)"),
       deleteUpload: db.prepare("DELETE FROM uploads WHERE key = ?"),
@@ -366,7 +384,16 @@ export class SqliteCheckpoint implements CheckpointStore {
 
   getUpload(key: string): UploadRecord | undefined {
     const u = this.st.getUpload.get(key) as
-      | { key: string; upload_id: string; part_size: number; size: number; mtime: number | null; hashed_parts: number; hash_state: Buffer | null }
+      | {
+          key: string;
+          upload_id: string;
+          part_size: number;
+          size: number;
+          mtime: number | null;
+          hashed_parts: number;
+          hash_state: Buffer | null;
+          part_checksum?: string | null;
+        }
       | undefined;
     if (!u) return undefined;
     const parts = (this.st.getParts.all(key) as { part_number: number; size: number; md5: string; etag: string }[]).map(
@@ -381,6 +408,7 @@ export class SqliteCheckpoint implements CheckpointStore {
       parts,
       hashedParts: u.hashed_parts,
       hashState: u.hash_state ?? undefined,
+      partChecksum: u.part_checksum === "crc32c" ? "crc32c" : "md5",
     };
   }
 
@@ -391,7 +419,7 @@ export class SqliteCheckpoint implements CheckpointStore {
   saveUpload(u: Omit<UploadRecord, "parts" | "hashedParts" | "hashState">): void {
     this.db.transaction(() => {
       this.st.deleteParts.run(u.key);
-      this.st.saveUpload.run(u.key, u.uploadId, u.partSize, u.size, u.mtime ?? null);
+      this.st.saveUpload.run(u.key, u.uploadId, u.partSize, u.size, u.mtime ?? null, u.partChecksum);
     })();
   }
 

@@ -100,7 +100,11 @@ export interface UploadRecord {
   /** Parts 1..hashedParts are in `hashState`, the saved whole-object MD5 state. */
   hashedParts: number;
   hashState?: Uint8Array;
+  /** The kind of checksum the upload's parts carry (checkpoints of schema 1 hold MD5 ones). */
+  partChecksum: PartChecksumKind;
 }
+
+export type PartChecksumKind = "md5" | "crc32c";
 
 export interface CommittedPart {
   partNumber: number;

@@ -10,8 +10,8 @@
  * restarted copy continues the same upload: committed parts are not sent again; only parts
  * committed out of order ahead of the hash are read again, to hash, never re-sent.
  *
- * Verification: every part goes with a checksum for the service to check (S3 Content-MD5, Azure
- * transactional MD5, GCS crc32c); the whole-object MD5 is checked against the source's where
+ * Verification: every part goes with a checksum for the service to check (S3 and GCS CRC32C,
+ * Azure transactional MD5); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
  */
 import pLimit from "p-limit";
@@ -186,7 +186,9 @@ export class MultipartCopier {
       await this.abandon(item.key, upload.uploadId);
       throw new MigrateError("Integrity", `${item.key}: md5 of bytes read ${wholeMd5} differs from source's ${info.md5}`, { temporary: true });
     }
-    const parts = [...committed.values()].sort((a, b) => a.partNumber - b.partNumber).map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.size }));
+    const parts = [...committed.values()]
+      .sort((a, b) => a.partNumber - b.partNumber)
+      .map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.size, checksum: p.md5 }));
     let result;
     try {
       result = await steps.completeUpload(item.key, upload.uploadId, parts, info, wholeMd5);
@@ -211,7 +213,11 @@ export class MultipartCopier {
   /** The recorded upload if it still fits this object; otherwise abort it and start a new one. */
   private async uploadFor(key: string, info: ObjectInfo, partSize: number): Promise<UploadRecord> {
     const recorded = this.store.getUpload(key);
-    if (recorded && recorded.size === info.size && recorded.mtime === info.mtime && recorded.partSize === partSize) return recorded;
+    const partChecksum = this.destination.capabilities.multipart?.partChecksum ?? "md5";
+    // An upload whose parts carry another kind of checksum (started by an older cloudmigrate)
+    // cannot be completed with parts of this kind: it starts again.
+    const fits = recorded && recorded.size === info.size && recorded.mtime === info.mtime && recorded.partSize === partSize;
+    if (fits && recorded.partChecksum === partChecksum) return recorded;
     if (recorded) await this.abandon(key, recorded.uploadId);
     if (!info.md5 && this.destination.capabilities.multipart?.md5AtStart && this.source.computeMd5) {
       // Cheaper than the alternative (the service copying the object onto itself to add it),
@@ -219,7 +225,7 @@ export class MultipartCopier {
       info.md5 = await this.source.computeMd5(key);
     }
     const uploadId = await this.destination.multipart!.startUpload(key, info, partSize);
-    const fresh = { key, uploadId, partSize, size: info.size, mtime: info.mtime };
+    const fresh = { key, uploadId, partSize, size: info.size, mtime: info.mtime, partChecksum };
     this.store.saveUpload(fresh);
     return { ...fresh, parts: [], hashedParts: 0 };
   }

@@ -181,7 +181,7 @@ export function createS3Client(bucket: string, opts: AdapterOptions): { client: 
   const lean = new LeanS3(client, { http: handler.httpAgent, https: handler.httpsAgent }, cfg.idleTimeoutMs);
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      unsignedPayloadWhenMd5(args.request);
+      unsignedPayloadWhenChecksummed(args.request);
       // The URL the SDK resolved for a PutObject or GetObject tells the lean path where objects go.
       const key = (args.input as { Key?: unknown }).Key;
       const objectCall = context.commandName === "PutObjectCommand" || context.commandName === "GetObjectCommand";
@@ -197,13 +197,13 @@ export function createS3Client(bucket: string, opts: AdapterOptions): { client: 
 
 /**
  * The signer hashes in-memory bodies (a whole 5-64 MiB part) with SHA-256 on the event loop.
- * A request that carries Content-MD5 is already integrity-checked by S3 (and the MD5 header is
- * signed), so it is sent as UNSIGNED-PAYLOAD instead; streams are unsigned anyway.
+ * A request that carries Content-MD5 or a CRC32C is already integrity-checked by S3 (and that
+ * header is signed), so it is sent as UNSIGNED-PAYLOAD instead; streams are unsigned anyway.
  */
-function unsignedPayloadWhenMd5(request: unknown): void {
+function unsignedPayloadWhenChecksummed(request: unknown): void {
   const req = request as { headers?: Record<string, string>; body?: unknown } | undefined;
   const headers = req?.headers;
-  if (headers && typeof req.body === "object" && req.body !== null && Object.keys(headers).some((h) => h.toLowerCase() === "content-md5")) {
-    headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
-  }
+  if (!headers || typeof req.body !== "object" || req.body === null) return;
+  if (Object.keys(headers).some((h) => CHECKSUM_HEADERS.has(h.toLowerCase()))) headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
 }
+const CHECKSUM_HEADERS = new Set(["content-md5", "x-amz-checksum-crc32c"]);

@@ -109,8 +109,9 @@ export function mapS3Error(err: unknown, ctx: S3ErrorContext): MigrateError {
   if (code === "NoSuchUpload") return make("NotFound", "multipart upload not found (NoSuchUpload)");
   if (code === "PreconditionFailed" || status === 412) return make("ConditionNotMatch", `precondition failed`);
   if (code === "InvalidRange" || status === 416) return make("ConditionNotMatch", `range not satisfiable (InvalidRange)`);
-  if (code === "BadDigest" || code === "InvalidDigest") {
-    return make("Integrity", `the body did not match its Content-MD5 (${code})`, { temporary: true });
+  // AWS answers BadDigest for a wrong Content-MD5 or x-amz-checksum-*; MinIO has its own code for the latter.
+  if (code === "BadDigest" || code === "InvalidDigest" || code === "XAmzContentChecksumMismatch") {
+    return make("Integrity", `the body did not match its checksum (${code})`, { temporary: true });
   }
   if (code === "IncompleteBody") return make("Integrity", `the body was shorter than announced (IncompleteBody)`, { temporary: true });
   if (code === "KeyTooLongError" || code === "XMinioInvalidObjectName" || code === "XMinioInvalidResourceName" || code === "InvalidObjectName") {

@@ -34,7 +34,7 @@ export const S3_CAPABILITIES: Capabilities = Object.freeze({
   mtimePrecisionMs: 1,
   maxKeyBytes: 1024,
   metadata: true,
-  multipart: Object.freeze({ minPartSize: 5 * MiB, maxPartSize: MAX_SINGLE_PUT, maxParts: 10_000, md5AtStart: true, defaultThreshold: SINGLE_PUT_CUTOFF }),
+  multipart: Object.freeze({ minPartSize: 5 * MiB, maxPartSize: MAX_SINGLE_PUT, maxParts: 10_000, md5AtStart: true, defaultThreshold: SINGLE_PUT_CUTOFF, partChecksum: "crc32c" }),
 });
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

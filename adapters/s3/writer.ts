@@ -4,8 +4,10 @@
  * Verification:
  * - PutObject sends Content-MD5 when the caller knows the digest (S3 rejects a mismatching body
  *   with BadDigest) and reports the ETag as md5 (a single-request ETag is the body's MD5).
- * - UploadPart always sends Content-MD5, and checks the returned ETag equals it.
- * - CompleteMultipartUpload's ETag is checked against md5(concat(part md5s))-N, proving S3
+ * - Uploads are created with ChecksumAlgorithm CRC32C: each UploadPart sends the part's CRC32C
+ *   (hardware-fast, where an MD5 is a full pass on one core), which S3 checks on arrival, and
+ *   CompleteMultipartUpload names every part's CRC32C, which S3 checks against what it holds.
+ * - CompleteMultipartUpload's ETag is checked against md5(concat(part ETags))-N, proving S3
  *   assembled exactly the parts we meant.
  *
  * The whole-object md5 of a multipart object ends up in user metadata "md5":
@@ -187,6 +189,8 @@ export class S3Writer implements MultipartSteps {
         new CreateMultipartUploadCommand({
           Bucket: this.bucket,
           Key,
+          // Parts carry CRC32Cs (capability partChecksum): no MD5 pass per part on our side.
+          ChecksumAlgorithm: "CRC32C",
           ...writeHeaders(source, isHexMd5(source.md5) ? source.md5 : undefined),
         }),
       );
@@ -197,7 +201,8 @@ export class S3Writer implements MultipartSteps {
     }
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer, md5: string): Promise<string> {
+  /** `crc32c`: the part's CRC32C (base64), which S3 checks on arrival. */
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer, crc32c: string): Promise<string> {
     const Key = this.fullKey(key);
     const ctx = { op: `UploadPart #${partNumber}`, bucket: this.bucket, key: Key };
     let out;
@@ -210,7 +215,7 @@ export class S3Writer implements MultipartSteps {
           PartNumber: partNumber,
           Body: body,
           ContentLength: body.length,
-          ContentMD5: md5Base64(md5),
+          ChecksumCRC32C: crc32c,
         }),
       );
     } catch (err) {
@@ -218,9 +223,8 @@ export class S3Writer implements MultipartSteps {
     }
     const etag = cleanEtag(out.ETag);
     if (!etag) throw new MigrateError("Unexpected", `${ctx.op} s3://${this.bucket}/${Key}: no ETag returned`, { temporary: true });
-    const got = md5FromEtag(etag, out.ServerSideEncryption, out.SSECustomerAlgorithm);
-    if (got && got !== md5.toLowerCase()) {
-      throw new MigrateError("Integrity", `${ctx.op} s3://${this.bucket}/${Key}: stored md5 ${got} != sent ${md5}`, { temporary: true });
+    if (out.ChecksumCRC32C && out.ChecksumCRC32C !== crc32c) {
+      throw new MigrateError("Integrity", `${ctx.op} s3://${this.bucket}/${Key}: stored crc32c ${out.ChecksumCRC32C} != sent ${crc32c}`, { temporary: true });
     }
     return etag;
   }
@@ -228,7 +232,7 @@ export class S3Writer implements MultipartSteps {
   async completeUpload(
     key: string,
     uploadId: string,
-    parts: { partNumber: number; etag: string; size: number }[],
+    parts: { partNumber: number; etag: string; size: number; checksum: string }[],
     source: ObjectInfo,
     wholeMd5: string,
   ): Promise<WriteResult> {
@@ -249,7 +253,9 @@ export class S3Writer implements MultipartSteps {
           Bucket: this.bucket,
           Key,
           UploadId: uploadId,
-          MultipartUpload: { Parts: sorted.map((p, i) => ({ PartNumber: p.partNumber, ETag: `"${partEtags[i]}"` })) },
+          MultipartUpload: {
+            Parts: sorted.map((p, i) => ({ PartNumber: p.partNumber, ETag: `"${partEtags[i]}"`, ChecksumCRC32C: p.checksum })),
+          },
         }),
       );
     } catch (err) {

@@ -320,9 +320,9 @@ describe.skipIf(!emulator)("azure adapter on Azurite", () => {
       "big.bin",
       id,
       [
-        { partNumber: 3, etag: e2, size: 123 },
-        { partNumber: 1, etag: e0, size: 7000 },
-        { partNumber: 2, etag: e1, size: 7000 },
+        { partNumber: 3, etag: e2, size: 123, checksum: md5(parts[2]) },
+        { partNumber: 1, etag: e0, size: 7000, checksum: md5(parts[0]) },
+        { partNumber: 2, etag: e1, size: 7000, checksum: md5(parts[1]) },
       ],
       src("big.bin", whole.length, { mtime: 99, contentType: "application/x-big", metadata: { "a-b": "c" } }),
       md5(whole),

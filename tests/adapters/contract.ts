@@ -243,10 +243,11 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       const parts = [data.subarray(0, partSize), data.subarray(partSize, 2 * partSize), data.subarray(2 * partSize)];
       const info: ObjectInfo = { key: "big", size: data.length, contentType: "application/x-test", metadata: { color: "red" }, mtime: Date.UTC(2022, 1, 1) };
       const id = await a.multipart!.startUpload("big", info, partSize);
-      const etags: { partNumber: number; etag: string; size: number }[] = [];
+      const etags: { partNumber: number; etag: string; size: number; checksum: string }[] = [];
       for (const n of [3, 1, 2]) {
         const body = parts[n - 1];
-        etags.push({ partNumber: n, etag: await a.multipart!.uploadPart("big", id, n, body, partChecksum(a, body)), size: body.length });
+        const checksum = partChecksum(a, body);
+        etags.push({ partNumber: n, etag: await a.multipart!.uploadPart("big", id, n, body, checksum), size: body.length, checksum });
       }
       etags.sort((x, y) => x.partNumber - y.partNumber);
       const res = await a.multipart!.completeUpload("big", id, etags, info, md5(data));

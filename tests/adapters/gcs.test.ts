@@ -310,7 +310,7 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
       const mp = a.multipart!;
       const id = await mp.startUpload(key, src, parts[0]?.length ?? 0);
       const done = await Promise.all(
-        parts.map(async (b, i) => ({ partNumber: i + 1, etag: await mp.uploadPart(key, id, i + 1, b, crc32cBase64(b)), size: b.length })),
+        parts.map(async (b, i) => ({ partNumber: i + 1, etag: await mp.uploadPart(key, id, i + 1, b, crc32cBase64(b)), size: b.length, checksum: crc32cBase64(b) })),
       );
       return { id, done };
     }

@@ -23,6 +23,8 @@ import type { Emulator } from "../emulators/types.js";
 import { adapterContract, emulatorTarget } from "./contract.js";
 import { md5, readAll, collect } from "../helpers/streams.js";
 import { caught } from "../helpers/errors.js";
+import { crc32cBase64 } from "../../src/hashing.js";
+import { MigrateError } from "../../src/errors.js";
 
 // Every process warning this test process sees: the SDK's NodeVersionSupportWarning must not be one.
 const warnings: string[] = [];
@@ -362,11 +364,11 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     const whole = md5(Buffer.concat([p1, p2]));
     const info = src("big.bin", p1.length + p2.length, { md5: whole, mtime: 1_600_000_000_000, contentType: "application/x-big", metadata: { a: "b" } });
     const id = await mp.startUpload("big.bin", info, p1.length);
-    const e1 = await mp.uploadPart("big.bin", id, 1, p1, md5(p1));
-    const e2 = await mp.uploadPart("big.bin", id, 2, p2, md5(p2));
+    const e1 = await mp.uploadPart("big.bin", id, 1, p1, crc32cBase64(p1));
+    const e2 = await mp.uploadPart("big.bin", id, 2, p2, crc32cBase64(p2));
     const parts = [
-      { partNumber: 2, etag: e2, size: p2.length },
-      { partNumber: 1, etag: e1, size: p1.length },
+      { partNumber: 2, etag: e2, size: p2.length, checksum: crc32cBase64(p2) },
+      { partNumber: 1, etag: e1, size: p1.length, checksum: crc32cBase64(p1) },
     ];
     const res = await mp.completeUpload("big.bin", id, parts, info, whole);
     expect(res).toMatchObject({ size: info.size, md5: whole });
@@ -389,8 +391,8 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     const info = src("x.bin", p1.length + p2.length, { mtime: 1_500_000_000_000, cacheControl: "no-cache", metadata: { k: "v" } });
     const id = await mp.startUpload("x.bin", info, p1.length);
     const parts = [
-      { partNumber: 1, etag: await mp.uploadPart("x.bin", id, 1, p1, md5(p1)), size: p1.length },
-      { partNumber: 2, etag: await mp.uploadPart("x.bin", id, 2, p2, md5(p2)), size: p2.length },
+      { partNumber: 1, etag: await mp.uploadPart("x.bin", id, 1, p1, crc32cBase64(p1)), size: p1.length, checksum: crc32cBase64(p1) },
+      { partNumber: 2, etag: await mp.uploadPart("x.bin", id, 2, p2, crc32cBase64(p2)), size: p2.length, checksum: crc32cBase64(p2) },
     ];
     const res = await mp.completeUpload("x.bin", id, parts, info, whole);
     expect(res).toMatchObject({ size: info.size, md5: whole });
@@ -398,16 +400,24 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     expect((await mp.completeUpload("x.bin", id, parts, info, whole)).md5).toBe(whole);
   });
 
-  it("multipart: a wrong part md5 or a whole md5 differing from the source's is refused", async () => {
+  it("multipart: a wrong part crc32c, a completion naming another crc32c, or a whole md5 differing from the source's is refused", async () => {
     const a = await open(`${root}/mp`);
     const mp = a.multipart!;
     const part = randomBytes(1000);
     const info = src("bad.bin", part.length, { md5: md5("something else") });
     const id = await mp.startUpload("bad.bin", info, part.length);
-    expect((await caught(mp.uploadPart("bad.bin", id, 1, part, md5("x")))).kind).toBe("Integrity");
-    const etag = await mp.uploadPart("bad.bin", id, 1, part, md5(part));
-    const e = await caught(mp.completeUpload("bad.bin", id, [{ partNumber: 1, etag, size: part.length }], info, md5(part)));
+    expect((await caught(mp.uploadPart("bad.bin", id, 1, part, crc32cBase64(Buffer.from("x"))))).kind).toBe("Integrity");
+    const etag = await mp.uploadPart("bad.bin", id, 1, part, crc32cBase64(part));
+    const e = await caught(mp.completeUpload("bad.bin", id, [{ partNumber: 1, etag, size: part.length, checksum: crc32cBase64(part) }], info, md5(part)));
     expect(e.kind).toBe("Integrity");
+    // S3 holds the part's CRC32C: a completion naming another is refused (no object appears).
+    const honest = { ...info, md5: md5(part) };
+    const id2 = await mp.startUpload("bad.bin", honest, part.length);
+    const etag2 = await mp.uploadPart("bad.bin", id2, 1, part, crc32cBase64(part));
+    const wrongPart = await caught(mp.completeUpload("bad.bin", id2, [{ partNumber: 1, etag: etag2, size: part.length, checksum: crc32cBase64(Buffer.from("x")) }], honest, md5(part)));
+    expect(wrongPart).toBeInstanceOf(MigrateError);
+    expect((await caught(a.stat("bad.bin"))).kind).toBe("NotFound");
+    await mp.abortUpload("bad.bin", id2);
     await mp.abortUpload("bad.bin", id);
     await mp.abortUpload("bad.bin", id);
     await mp.abortUpload("bad.bin", "no-such-upload-id");

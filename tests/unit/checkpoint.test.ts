@@ -47,11 +47,11 @@ describe("sqlite checkpoint", () => {
 
   it("records multipart uploads and their committed parts", () => {
     const { store } = newStore();
-    store.saveUpload({ key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5 });
+    store.saveUpload({ key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5, partChecksum: "crc32c" });
     store.savePart("big", { partNumber: 2, size: 8, md5: "m2", etag: "e2" });
     store.savePart("big", { partNumber: 1, size: 8, md5: "m1", etag: "e1" });
     expect(store.getUpload("big")).toEqual({
-      key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5,
+      key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5, partChecksum: "crc32c",
       parts: [{ partNumber: 1, size: 8, md5: "m1", etag: "e1" }, { partNumber: 2, size: 8, md5: "m2", etag: "e2" }],
       hashedParts: 0,
       hashState: undefined,
@@ -61,6 +61,26 @@ describe("sqlite checkpoint", () => {
     store.deleteUpload("big");
     expect(store.getUpload("big")).toBeUndefined();
     store.close();
+  });
+
+  it("upgrades a schema-1 file on open: its uploads are taken as carrying MD5 parts", () => {
+    const { file, store } = newStore();
+    store.close();
+    // Make it as schema 1 wrote it: no part_checksum column.
+    const db = new Database(file);
+    db.exec("DROP TABLE uploads; CREATE TABLE uploads (key TEXT PRIMARY KEY, upload_id TEXT NOT NULL, part_size INTEGER NOT NULL, size INTEGER NOT NULL, mtime INTEGER, hashed_parts INTEGER NOT NULL DEFAULT 0, hash_state BLOB);");
+    db.prepare("INSERT INTO uploads (key, upload_id, part_size, size) VALUES ('big', 'u1', 8, 20)").run();
+    db.prepare("UPDATE meta SET v = '1' WHERE k = 'schema_version'").run();
+    db.close();
+
+    const again = SqliteCheckpoint.open(file);
+    expect(again.getUpload("big")).toMatchObject({ uploadId: "u1", partChecksum: "md5", parts: [] });
+    again.saveUpload({ key: "next", uploadId: "u2", partSize: 8, size: 20, partChecksum: "crc32c" });
+    expect(again.getUpload("next")?.partChecksum).toBe("crc32c");
+    again.close();
+    const check = new Database(file, { readonly: true });
+    expect((check.prepare("SELECT v FROM meta WHERE k = 'schema_version'").get() as { v: string }).v).toBe(String(SCHEMA_VERSION));
+    check.close();
   });
 
   it("refuses a newer schema, a foreign database, and a damaged file — leaving them untouched", () => {

@@ -113,6 +113,49 @@ describe("corrupted or truncated source streams", () => {
   });
 });
 
+describe("an upload recorded with parts of another checksum kind (an older cloudmigrate)", () => {
+  it("is abandoned and started again, not continued with mixed parts", async () => {
+    const src = tempDir("integrity-src");
+    const dstDir = tempDir("integrity-dst");
+    const data = seededBytes(3 * 1024 * 1024 + 5, 12);
+    fs.writeFileSync(path.join(src, "obj.bin"), data);
+    const dst = new FsAdapter(parseLocation(dstDir));
+    const steps = dst.multipart;
+    const aborted: string[] = [];
+    const watched: Adapter = Object.assign(Object.create(dst) as FsAdapter, {
+      multipart: { ...steps, abortUpload: async (key: string, id: string) => (aborted.push(id), steps.abortUpload(key, id)) },
+    });
+    const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
+      id: "t",
+      source: src,
+      destination: dstDir,
+      options: { include: [], exclude: [], compare: "default", delete: false },
+    });
+    const source = new FsAdapter(parseLocation(src));
+    await plan({ source, destination: watched, store, options: store.job.options });
+    // A run before this one started the upload and committed part 1 with a CRC32C, a kind the
+    // filesystem does not use (it takes MD5 parts).
+    const info = await source.stat("obj.bin");
+    const old = await steps.startUpload("obj.bin", info, 1024 * 1024);
+    const first = data.subarray(0, 1024 * 1024);
+    const etag = await steps.uploadPart("obj.bin", old, 1, first, crypto.createHash("md5").update(first).digest("hex"));
+    store.saveUpload({ key: "obj.bin", uploadId: old, partSize: 1024 * 1024, size: info.size, mtime: info.mtime, partChecksum: "crc32c" });
+    store.savePart("obj.bin", { partNumber: 1, size: first.length, md5: "AAAAAA==", etag });
+
+    const copier = new Copier(source, watched, store, {
+      concurrency: 2,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { threshold: 1024 * 1024, partSize: 1024 * 1024, partConcurrency: 2, maxMemory: 16 * 1024 * 1024 },
+    });
+    const result = await copier.run();
+    expect(result.failed).toBe(0);
+    expect(aborted).toEqual([old]);
+    expect(store.uploads()).toEqual([]);
+    store.close();
+    expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
+  });
+});
+
 describe("an upload the service can no longer complete", () => {
   it("is abandoned and started again, ending verified", async () => {
     const src = tempDir("integrity-src");
