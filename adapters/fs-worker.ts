@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { serve, type Handled } from "../src/worker-pool.js";
-import { md5Hex } from "../src/hashing.js";
+import { crc32c } from "@node-rs/crc32";
+import { crcToBase64, md5Hex } from "../src/hashing.js";
 
 export interface DirEntry {
   name: string;
@@ -199,6 +200,37 @@ serve({
   },
 
   /** Hex MD5 of the whole file, read in 4 MiB steps. */
+  /** MD5 of the whole file and base64 CRC32C of each `partSize`-byte part, in one read. */
+  digestFile(file: string, partSize: number): Handled {
+    const fd = fs.openSync(file, "r");
+    try {
+      const hash = crypto.createHash("md5");
+      const partCrc32c: string[] = [];
+      const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, partSize));
+      let crc = 0;
+      let inPart = 0;
+      for (let pos = 0; ; ) {
+        // Reads stop at part boundaries, so each chunk belongs to one part.
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, partSize - inPart), pos);
+        if (n === 0) break;
+        const chunk = n === buf.length ? buf : buf.subarray(0, n);
+        hash.update(chunk);
+        crc = crc32c(chunk, crc);
+        pos += n;
+        inPart += n;
+        if (inPart === partSize) {
+          partCrc32c.push(crcToBase64(crc));
+          crc = 0;
+          inPart = 0;
+        }
+      }
+      if (inPart > 0 || partCrc32c.length === 0) partCrc32c.push(crcToBase64(crc));
+      return { value: { md5: hash.digest("hex"), partCrc32c } };
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+
   md5File(file: string): Handled {
     const fd = fs.openSync(file, "r");
     try {

@@ -418,6 +418,14 @@ export class FsAdapter implements Adapter {
       throw this.readError(key, err);
     }
   }
+
+  async digestParts(key: string, partSize: number): Promise<{ md5: string; partCrc32c: string[] }> {
+    try {
+      return await fsPool().callAlone("digestFile", this.pathOf(key), partSize);
+    } catch (err) {
+      throw this.readError(key, err);
+    }
+  }
 }
 
 /** A small body's bytes; more or fewer than `size` is a temporary Integrity error. */

@@ -199,6 +199,12 @@ export interface Adapter {
   writeFromFile?(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult>;
   /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */
   computeMd5?(key: string): Promise<string>;
+  /**
+   * In one read: the whole object's MD5 (hex) and the CRC32C (base64) of each `partSize`-byte
+   * part, for an upload that needs the MD5 at its start. Parts then go with these CRC32Cs, so
+   * the service refuses any part whose bytes changed since.
+   */
+  digestParts?(key: string, partSize: number): Promise<{ md5: string; partCrc32c: string[] }>;
 
   multipart?: MultipartSteps;
 

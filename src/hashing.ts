@@ -36,17 +36,19 @@ export class HashingStream extends Transform {
 
   /** Base64 big-endian CRC32C, as GCS and S3 report it; undefined unless asked for. */
   crc32cBase64(): string | undefined {
-    if (this.crc === undefined) return undefined;
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(this.crc >>> 0);
-    return b.toString("base64");
+    return this.crc === undefined ? undefined : crcToBase64(this.crc);
   }
 }
 
 /** Base64 big-endian CRC32C of a buffer, as GCS and S3 report it. */
 export function crc32cBase64(buf: Buffer): string {
+  return crcToBase64(crc32c(buf, 0));
+}
+
+/** A CRC32C value as GCS and S3 write it: 4 bytes big-endian, base64. */
+export function crcToBase64(crc: number): string {
   const b = Buffer.alloc(4);
-  b.writeUInt32BE(crc32c(buf, 0) >>> 0);
+  b.writeUInt32BE(crc >>> 0);
   return b.toString("base64");
 }
 

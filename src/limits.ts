@@ -227,6 +227,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
       return request(() => inner.writeFromFile!(key, file, source, opts));
     }),
     computeMd5: inner.computeMd5?.bind(inner),
+    digestParts: inner.digestParts?.bind(inner),
     multipart,
     close: inner.close?.bind(inner),
   };

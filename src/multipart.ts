@@ -13,6 +13,12 @@
  * Verification: every part goes with a checksum for the service to check (S3 and GCS CRC32C,
  * Azure transactional MD5); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
+ *
+ * A destination that needs the MD5 at the start (S3) from a source that lacks it (a local file)
+ * gets one pass before the upload: the MD5 and every part's CRC32C. Parts then go with those
+ * CRC32Cs, so the service refuses bytes that changed since, and no MD5 is chained during the
+ * upload. A restart of such an upload has no chained state: it reads its committed parts once
+ * more to hash them (never sending them again).
  */
 import pLimit from "p-limit";
 import type { Adapter, ObjectInfo } from "../adapters/types.js";
@@ -87,7 +93,7 @@ export class MultipartCopier {
     const caps = this.destination.capabilities.multipart!;
     const partSize = choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
     const partCount = Math.max(1, Math.ceil(info.size / partSize));
-    const upload = await this.uploadFor(item.key, info, partSize);
+    const { upload, partCrc32c } = await this.uploadFor(item.key, info, partSize);
 
     const committed = new Map(upload.parts.map((p) => [p.partNumber, p]));
     // The whole-object MD5, advanced part by part in order on a hash worker.
@@ -119,7 +125,9 @@ export class MultipartCopier {
     const limit = pLimit(this.settings.partConcurrency);
     const work: Promise<void>[] = [];
     for (let n = 1; n <= partCount; n++) {
-      const needsHash = n > hashedUpTo;
+      // With the pass before the upload's CRC32Cs, the whole MD5 is that pass's: a part whose
+      // bytes changed since is refused by the service, so no second MD5 pass runs here.
+      const needsHash = !partCrc32c && n > hashedUpTo;
       if (!needsHash && committed.has(n)) continue;
       const start = (n - 1) * partSize;
       const length = Math.min(partSize, info.size - start);
@@ -134,7 +142,10 @@ export class MultipartCopier {
           let settled: Promise<unknown> = Promise.resolve();
           try {
             await this.readPart(item.key, start, body);
-            const partHash = caps.partChecksum === "crc32c" ? Promise.resolve(crc32cBase64(body)) : md5Of(body);
+            const partHash =
+              partCrc32c ? Promise.resolve(partCrc32c[n - 1])
+              : caps.partChecksum === "crc32c" ? Promise.resolve(crc32cBase64(body))
+              : md5Of(body);
             settled = partHash.catch(() => undefined);
             if (needsHash) {
               await waitTurn(n);
@@ -177,11 +188,14 @@ export class MultipartCopier {
       if (!err.temporary && !(err instanceof Interrupted) && err.kind !== "Integrity") {
         // A permanent failure: this upload cannot be finished, so it must not be left billed.
         await this.abandon(item.key, upload.uploadId);
+      } else if (partCrc32c && err.kind === "Integrity") {
+        // The source changed since its digest pass: parts already sent hold the old bytes.
+        await this.abandon(item.key, upload.uploadId);
       }
       throw err;
     }
 
-    const wholeMd5 = await md5Finish(hashState);
+    const wholeMd5 = partCrc32c ? info.md5! : await md5Finish(hashState);
     if (info.md5 && info.md5 !== wholeMd5) {
       await this.abandon(item.key, upload.uploadId);
       throw new MigrateError("Integrity", `${item.key}: md5 of bytes read ${wholeMd5} differs from source's ${info.md5}`, { temporary: true });
@@ -210,24 +224,34 @@ export class MultipartCopier {
     return info.size;
   }
 
-  /** The recorded upload if it still fits this object; otherwise abort it and start a new one. */
-  private async uploadFor(key: string, info: ObjectInfo, partSize: number): Promise<UploadRecord> {
+  /**
+   * The recorded upload if it still fits this object; otherwise abort it and start a new one.
+   * `partCrc32c`: each part's CRC32C from the pass that found the MD5 for a new upload.
+   */
+  private async uploadFor(key: string, info: ObjectInfo, partSize: number): Promise<{ upload: UploadRecord; partCrc32c?: string[] }> {
     const recorded = this.store.getUpload(key);
     const partChecksum = this.destination.capabilities.multipart?.partChecksum ?? "md5";
     // An upload whose parts carry another kind of checksum (started by an older cloudmigrate)
     // cannot be completed with parts of this kind: it starts again.
     const fits = recorded && recorded.size === info.size && recorded.mtime === info.mtime && recorded.partSize === partSize;
-    if (fits && recorded.partChecksum === partChecksum) return recorded;
+    if (fits && recorded.partChecksum === partChecksum) return { upload: recorded };
     if (recorded) await this.abandon(key, recorded.uploadId);
-    if (!info.md5 && this.destination.capabilities.multipart?.md5AtStart && this.source.computeMd5) {
+    let partCrc32c: string[] | undefined;
+    if (!info.md5 && this.destination.capabilities.multipart?.md5AtStart) {
       // Cheaper than the alternative (the service copying the object onto itself to add it),
       // and the parts read later are then checked against it end to end.
-      info.md5 = await this.source.computeMd5(key);
+      if (partChecksum === "crc32c" && this.source.digestParts) {
+        const d = await this.source.digestParts(key, partSize);
+        if (d.partCrc32c.length !== Math.max(1, Math.ceil(info.size / partSize))) {
+          throw new MigrateError("Integrity", `${key}: changed size while being read`, { temporary: true });
+        }
+        ({ md5: info.md5, partCrc32c } = d);
+      } else if (this.source.computeMd5) info.md5 = await this.source.computeMd5(key);
     }
     const uploadId = await this.destination.multipart!.startUpload(key, info, partSize);
     const fresh = { key, uploadId, partSize, size: info.size, mtime: info.mtime, partChecksum };
     this.store.saveUpload(fresh);
-    return { ...fresh, parts: [], hashedParts: 0 };
+    return { upload: { ...fresh, parts: [], hashedParts: 0 }, partCrc32c };
   }
 
   private async abandon(key: string, uploadId: string): Promise<void> {

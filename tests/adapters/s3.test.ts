@@ -25,6 +25,10 @@ import { md5, readAll, collect } from "../helpers/streams.js";
 import { caught } from "../helpers/errors.js";
 import { crc32cBase64 } from "../../src/hashing.js";
 import { MigrateError } from "../../src/errors.js";
+import { FsAdapter } from "../../adapters/fs.js";
+import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import { Copier } from "../../src/copier.js";
+import { plan } from "../../src/planner.js";
 
 // Every process warning this test process sees: the SDK's NodeVersionSupportWarning must not be one.
 const warnings: string[] = [];
@@ -523,6 +527,51 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     expect(sdkGets).toBe(2); // the first whole read (which taught the URL) and the ranged one
     await expect(a.read("no such key")).rejects.toMatchObject({ kind: "NotFound" });
   });
+
+  it("a local file in parts: one digest pass gives the md5 and the part CRC32Cs; bytes changed after it are refused, and the upload starts again", async () => {
+    const dst = await open(`${root}/digest`);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-digest-"));
+    const file = path.join(dir, "big.bin");
+    const first = randomBytes(12 * 1024 * 1024 + 3);
+    fs.writeFileSync(file, first);
+    const mtime = fs.statSync(file).mtime;
+    const fsa = new FsAdapter(parseLocation(dir));
+    // The file is rewritten (same size, same mtime) right after its first digest pass.
+    const changed = randomBytes(first.length);
+    let passes = 0;
+    const source: Adapter = Object.assign(Object.create(fsa) as Adapter, {
+      async digestParts(key: string, partSize: number) {
+        const d = await fsa.digestParts(key, partSize);
+        if (passes++ === 0) {
+          fs.writeFileSync(file, changed);
+          fs.utimesSync(file, mtime, mtime);
+        }
+        return d;
+      },
+    });
+    const store = SqliteCheckpoint.create(path.join(dir, "j.sqlite"), {
+      id: "t",
+      source: dir,
+      destination: `${root}/digest`,
+      options: { include: ["big.bin"], exclude: [], compare: "default", delete: false },
+    });
+    await plan({ source, destination: dst, store, options: store.job.options });
+    const refusals: string[] = [];
+    const result = await new Copier(source, dst, store, {
+      concurrency: 1,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { threshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024, partConcurrency: 3, maxMemory: 64 * 1024 * 1024 },
+      onEvent: (e) => e.type === "retry" && /XAmzContentChecksumMismatch|BadDigest/.test(e.error) && refusals.push(e.error),
+    }).run();
+    store.close();
+    expect(result.copied).toBe(1);
+    expect(refusals.length).toBeGreaterThan(0);
+    // Not continued with the old bytes' parts: a second digest pass, for a new upload.
+    expect(passes).toBe(2);
+    expect((await readAll(await dst.read("big.bin"))).equals(changed)).toBe(true);
+    expect((await dst.stat("big.bin")).md5).toBe(md5(changed));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
 
   it("never lets the SDK's NodeVersionSupportWarning through", async () => {
     await new Promise((r) => setImmediate(r));
