@@ -90,6 +90,13 @@ serve({
     return { value: got, transfer: "buf" in got ? [got.buf.buffer as ArrayBuffer] : undefined };
   },
 
+  /** The whole file (and its MD5 if `md5`) if at most `max` bytes; else `big`. */
+  readWhole(file: string, max: number, md5: boolean): Handled {
+    const got = readSmall(file, max);
+    if (!("buf" in got)) return { value: got };
+    return { value: { buf: got.buf, md5: md5 ? md5Hex(got.buf) : undefined }, transfer: [got.buf.buffer as ArrayBuffer] };
+  },
+
   /** readSmall for each whole file; a file that cannot be read is `failed` (the caller reads it again). */
   readMany(files: string[], max: number): Handled {
     const out: (SmallRead | { failed: true })[] = [];

@@ -419,6 +419,16 @@ export class FsAdapter implements Adapter {
     }
   }
 
+  async readWhole(key: string, max: number, opts?: { md5?: boolean }): Promise<{ body: Buffer; md5?: string } | undefined> {
+    let got: { buf: Uint8Array; md5?: string } | { big: true };
+    try {
+      got = await fsPool().callAlone("readWhole", this.pathOf(key), max, opts?.md5 === true);
+    } catch (err) {
+      throw this.readError(key, err);
+    }
+    return "buf" in got ? { body: asBuffer(got.buf), md5: got.md5 } : undefined;
+  }
+
   async digestParts(key: string, partSize: number): Promise<{ md5: string; partCrc32c: string[] }> {
     try {
       return await fsPool().callAlone("digestFile", this.pathOf(key), partSize);

@@ -52,6 +52,8 @@ export interface WriteResult {
 export interface WriteOptions {
   /** Hex MD5 of the body, if known in advance: the service may verify it on arrival. */
   md5?: string;
+  /** Base64 CRC32C of a `whole` body, sent instead of an MD5 (see writeChecksCrc32c). */
+  crc32c?: string;
   /**
    * The whole body, when the engine already holds it (small objects): an adapter may send it
    * instead of reading `body`, which then carries the same bytes.
@@ -74,6 +76,12 @@ export interface Capabilities {
    * need not hash a body whose MD5 the source already gave.
    */
   readonly writeChecksMd5: boolean;
+  /**
+   * `write` given `opts.crc32c` and a `whole` body fails with a temporary Integrity error unless
+   * the bytes that arrived have that CRC32C (e.g. S3 x-amz-checksum-crc32c), and reports it back
+   * as `crc32c` when the service confirms it, with the MD5 the service computed, if any.
+   */
+  readonly writeChecksCrc32c?: boolean;
   /** `list`/`stat`/`write` report crc32c. */
   readonly crc32c: boolean;
   /** `write` keeps the source's mtime and `list` reports it back (within mtimePrecisionMs). */
@@ -197,6 +205,12 @@ export interface Adapter {
    * the bytes stored; without it nothing is hashed (nobody would compare the MD5).
    */
   writeFromFile?(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult>;
+  /**
+   * The whole object in memory (with its hex MD5 if `opts.md5`), read and hashed off the main
+   * thread, or undefined if it holds more than `max` bytes. For objects of a few MiB on a local disk, where
+   * streaming and hashing them on the main thread costs more than holding them.
+   */
+  readWhole?(key: string, max: number, opts?: { md5?: boolean }): Promise<{ body: Buffer; md5?: string } | undefined>;
   /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */
   computeMd5?(key: string): Promise<string>;
   /**

@@ -103,6 +103,12 @@ const SMALL_OBJECT = 256 * 1024;
 const PREFETCH_GROUP = 32;
 const PREFETCH_MAX_SIZE = 64 * 1024;
 /**
+ * Objects up to this size, from a source that offers readWhole (a local disk), are read and
+ * hashed whole on a worker thread, within the memory budget, instead of streamed through the
+ * main thread: its MD5 then costs the main thread nothing, and the destination checks it on arrival.
+ */
+const WHOLE_READ_MAX = 16 * 1024 * 1024;
+/**
  * Local files up to this size are handed to a destination's writeFromFile; bigger ones stream,
  * so the progress bar moves while they copy (a handed-over file reports its bytes at the end).
  */
@@ -281,6 +287,10 @@ export class Copier {
   }
 
   private async copySingle(item: WorkItem): Promise<number> {
+    if (this.source.readWhole && item.size > SMALL_OBJECT && item.size <= WHOLE_READ_MAX) {
+      const done = await this.copyReadWhole(item);
+      if (done !== undefined) return done;
+    }
     const stream = await this.source.read(item.key);
     const info: ObjectInfo = stream.info ?? { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
     const expectedMd5 = item.md5 ?? info.md5;
@@ -316,6 +326,23 @@ export class Copier {
   }
 
   /**
+   * An object of a few MiB from a source that reads (and hashes) it whole off the main thread,
+   * held within the memory budget. Undefined if it grew past the bound: it is streamed instead.
+   */
+  private async copyReadWhole(item: WorkItem): Promise<number | undefined> {
+    const budget = this.multipart.budget;
+    await budget.acquire(item.size);
+    try {
+      const got = await this.source.readWhole!(item.key, WHOLE_READ_MAX, { md5: !this.crcOnly(item.md5) });
+      if (!got) return undefined;
+      const info: ObjectInfo = { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
+      return await this.copyBuffer(item, got.body, info, item.md5, got.md5);
+    } finally {
+      budget.release(item.size);
+    }
+  }
+
+  /**
    * A small object is read whole first: per-object stream plumbing costs more than its bytes,
    * and knowing the MD5 before the write lets the destination check it on arrival.
    */
@@ -325,18 +352,35 @@ export class Copier {
       buf = stream.whole;
       stream.destroy(); // its bytes are not needed
     } else buf = await readWhole(stream, info.size);
-    const md5 = md5Hex(buf);
-    const crc = this.destination.capabilities.crc32c ? crc32cBase64(buf) : undefined;
+    return this.copyBuffer(item, buf, info, expectedMd5);
+  }
+
+  /**
+   * Whether a body held whole goes with only a CRC32C: nothing would compare an MD5 of ours (the
+   * source has none) and the destination checks a CRC32C on arrival. A CRC32C is hardware-fast;
+   * an MD5 is a full pass on one core. The MD5 the destination reports is then its own.
+   */
+  private crcOnly(sourceMd5: string | undefined): boolean {
+    return sourceMd5 === undefined && this.destination.capabilities.writeChecksCrc32c === true;
+  }
+
+  /** Write bytes held in memory (`md5`: theirs, if already known) and verify what the destination stored. */
+  private async copyBuffer(item: WorkItem, buf: Buffer, info: ObjectInfo, expectedMd5: string | undefined, md5?: string): Promise<number> {
+    const crcOnly = this.crcOnly(expectedMd5);
+    if (!crcOnly) md5 ??= md5Hex(buf);
+    const crc = this.destination.capabilities.crc32c || crcOnly ? crc32cBase64(buf) : undefined;
     const problemBefore = verify(info.size, buf.length, buf.length, md5, expectedMd5, undefined, undefined, undefined);
     if (problemBefore) throw new MigrateError("Integrity", `${item.key}: ${problemBefore}`, { temporary: true });
     this.sent(buf.length);
     let stored;
     try {
-      stored = await this.destination.write(item.key, Readable.from([buf]), info, { md5, whole: buf });
+      stored = await this.destination.write(item.key, Readable.from([buf]), info, { md5, crc32c: crcOnly ? crc : undefined, whole: buf });
     } catch (err) {
       this.opts.onBytes?.(-buf.length);
       throw err;
     }
+    // The service did not confirm the CRC32C: compare MD5s instead (the bytes are still here).
+    if (crcOnly && stored.crc32c === undefined) md5 = md5Hex(buf);
     const problem = verify(info.size, buf.length, stored.size, md5, expectedMd5, stored.md5, crc, stored.crc32c);
     if (problem) {
       this.opts.onBytes?.(-buf.length);

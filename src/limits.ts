@@ -226,6 +226,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
       await s.bandwidth?.take(source.size);
       return request(() => inner.writeFromFile!(key, file, source, opts));
     }),
+    readWhole: inner.readWhole && ((key, max, opts) => request(() => inner.readWhole!(key, max, opts))),
     computeMd5: inner.computeMd5?.bind(inner),
     digestParts: inner.digestParts?.bind(inner),
     multipart,

@@ -28,6 +28,7 @@ export const S3_CAPABILITIES: Capabilities = Object.freeze({
   listMd5: true,
   writeReportsMd5: true,
   writeChecksMd5: true,
+  writeChecksCrc32c: true,
   crc32c: false,
   // ListObjectsV2 returns no metadata, so list() reports the upload time, not the source mtime.
   preservesMtime: false,

@@ -37,6 +37,8 @@ export interface LeanPutResult {
   etag?: string;
   serverSideEncryption?: string;
   sseCustomerAlgorithm?: string;
+  /** The CRC32C S3 confirms, when the request carried one. */
+  checksumCrc32c?: string;
 }
 
 /** S3's key encoding in paths: RFC 3986 unreserved characters and "/" stay as they are. */
@@ -95,7 +97,8 @@ export class LeanS3 {
 
   /** PUT `body` as `key`; `headers` are the object's content headers and x-amz-meta-*. */
   async put(key: string, body: Buffer, headers: Record<string, string>, signal?: AbortSignal): Promise<LeanPutResult> {
-    // Content-MD5 (always sent by the caller) lets S3 check the body, so it is not hashed twice.
+    // A Content-MD5 or x-amz-checksum-crc32c (the caller always sends one) lets S3 check the
+    // body, so it is not hashed again for the signature.
     const res = await this.request("PUT", key, { ...headers, "content-length": String(body.length), "x-amz-content-sha256": "UNSIGNED-PAYLOAD" }, body, signal);
     res.resume(); // PUT answers carry no body worth reading
     const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
@@ -103,6 +106,7 @@ export class LeanS3 {
       etag: one(res.headers.etag),
       serverSideEncryption: one(res.headers["x-amz-server-side-encryption"]),
       sseCustomerAlgorithm: one(res.headers["x-amz-server-side-encryption-customer-algorithm"]),
+      checksumCrc32c: one(res.headers["x-amz-checksum-crc32c"]),
     };
   }
 

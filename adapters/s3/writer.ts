@@ -107,7 +107,7 @@ export class S3Writer implements MultipartSteps {
       body.destroy();
       throw new CantDoThatHere(`PutObject s3://${this.bucket}/${Key}: ${size} bytes exceeds the 5 GiB single-request limit; use multipart`);
     }
-    if (opts.whole && opts.whole.length === size) return this.putWhole(Key, opts.whole, source, want);
+    if (opts.whole && opts.whole.length === size) return this.putWhole(Key, opts.whole, source, want, opts.crc32c);
     const ac = new AbortController();
     const onAbort = () => ac.abort(opts.abortSignal?.reason);
     if (opts.abortSignal?.aborted) onAbort();
@@ -151,15 +151,19 @@ export class S3Writer implements MultipartSteps {
     }
   }
 
-  /** A body already in memory: one PutObject with the Buffer itself (no stream plumbing). */
-  private async putWhole(Key: string, Body: Buffer, source: ObjectInfo, want: string | undefined): Promise<WriteResult> {
-    let out: { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string };
+  /**
+   * A body already in memory: one PutObject with the Buffer itself (no stream plumbing), with
+   * its MD5 if known, else its CRC32C if given (S3 checks either on arrival).
+   */
+  private async putWhole(Key: string, Body: Buffer, source: ObjectInfo, want: string | undefined, crc32c: string | undefined): Promise<WriteResult> {
+    const byCrc = !isHexMd5(want) && crc32c !== undefined;
+    let out: { ETag?: string; ServerSideEncryption?: string; SSECustomerAlgorithm?: string; ChecksumCRC32C?: string };
     try {
       if (this.lean?.ready) {
-        // The lean path always sends Content-MD5: it is what makes S3 check the body.
-        const md5 = isHexMd5(want) ? want : md5Hex(Body);
-        const r = await this.lean.put(Key, Body, { ...rawHeaders(writeHeaders(source)), "content-md5": md5Base64(md5) });
-        out = { ETag: r.etag, ServerSideEncryption: r.serverSideEncryption, SSECustomerAlgorithm: r.sseCustomerAlgorithm };
+        // The lean path always sends a checksum: it is what makes S3 check the body.
+        const check: Record<string, string> = byCrc ? { "x-amz-checksum-crc32c": crc32c } : { "content-md5": md5Base64(isHexMd5(want) ? want : md5Hex(Body)) };
+        const r = await this.lean.put(Key, Body, { ...rawHeaders(writeHeaders(source)), ...check });
+        out = { ETag: r.etag, ServerSideEncryption: r.serverSideEncryption, SSECustomerAlgorithm: r.sseCustomerAlgorithm, ChecksumCRC32C: r.checksumCrc32c };
       } else out = await this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
@@ -167,18 +171,22 @@ export class S3Writer implements MultipartSteps {
           Body,
           ContentLength: Body.length,
           ContentMD5: isHexMd5(want) ? md5Base64(want) : undefined,
+          ChecksumCRC32C: byCrc ? crc32c : undefined,
           ...writeHeaders(source),
         }),
       );
     } catch (err) {
       throw mapS3Error(err, { op: "PutObject", bucket: this.bucket, key: Key });
     }
+    if (byCrc && out.ChecksumCRC32C && out.ChecksumCRC32C !== crc32c) {
+      throw new MigrateError("Integrity", `PutObject s3://${this.bucket}/${Key}: stored crc32c ${out.ChecksumCRC32C} != sent ${crc32c}`, { temporary: true });
+    }
     const etag = cleanEtag(out.ETag);
     const md5 = md5FromEtag(etag, out.ServerSideEncryption, out.SSECustomerAlgorithm);
     if (md5 && isHexMd5(want) && md5 !== want) {
       throw new MigrateError("Integrity", `PutObject s3://${this.bucket}/${Key}: stored md5 ${md5} != expected ${want}`, { temporary: true });
     }
-    return { size: Body.length, md5, etag };
+    return { size: Body.length, md5, etag, crc32c: byCrc ? out.ChecksumCRC32C : undefined };
   }
 
   /** `partSize` is not needed by S3 (parts are sized per request). */

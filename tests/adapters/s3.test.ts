@@ -573,6 +573,55 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
+  it("a whole body sent with only its CRC32C: S3 checks it and reports it with its own md5; a wrong one stores nothing", async () => {
+    const a = await open(`${root}/crc-only`);
+    for (const key of ["first", "second"]) {
+      // The first PutObject goes through the SDK (and shows the lean path its URL); the second is lean.
+      const body = randomBytes(3000);
+      const r = await a.write(key, Readable.from([body]), src(key, body.length), { whole: body, crc32c: crc32cBase64(body) });
+      expect(r).toMatchObject({ size: body.length, md5: md5(body), crc32c: crc32cBase64(body) });
+      expect((await readAll(await a.read(key))).equals(body)).toBe(true);
+      const bad = await caught(a.write(`${key}-bad`, Readable.from([body]), src(`${key}-bad`, body.length), { whole: body, crc32c: crc32cBase64(Buffer.from("x")) }));
+      expect(bad.kind).toBe("Integrity");
+      expect((await caught(a.stat(`${key}-bad`))).kind).toBe("NotFound");
+    }
+  });
+
+  it("the copier sends local files whole with a CRC32C only, unless the source gave an MD5 to compare", async () => {
+    const dst = await open(`${root}/crc-copier`);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-crc-"));
+    const files = new Map([["small", randomBytes(2000)], ["mid", randomBytes(3 * 1024 * 1024)]]);
+    for (const [k, v] of files) fs.writeFileSync(path.join(dir, k), v);
+    const sent: Record<string, { md5?: string; crc32c?: string }> = {};
+    const destination: Adapter = Object.assign(Object.create(dst) as Adapter, {
+      write: (key: string, body: Readable, source: ObjectInfo, opts?: { md5?: string; crc32c?: string; whole?: Buffer }) => {
+        sent[key] = { md5: opts?.md5, crc32c: opts?.crc32c };
+        return dst.write(key, body, source, opts);
+      },
+    });
+    const source = new FsAdapter(parseLocation(dir));
+    const store = SqliteCheckpoint.create(path.join(dir, "j.sqlite"), {
+      id: "t",
+      source: dir,
+      destination: `${root}/crc-copier`,
+      options: { include: ["small", "mid"], exclude: [], compare: "default", delete: false },
+    });
+    await plan({ source, destination, store, options: store.job.options });
+    const result = await new Copier(source, destination, store, {
+      concurrency: 2,
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
+    }).run();
+    store.close();
+    expect(result.copied).toBe(2);
+    for (const [k, v] of files) {
+      expect(sent[k]).toEqual({ md5: undefined, crc32c: crc32cBase64(v) });
+      // S3's own MD5 of what it stored is the one a later comparison sees.
+      expect((await dst.stat(k)).md5).toBe(md5(v));
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it("never lets the SDK's NodeVersionSupportWarning through", async () => {
     await new Promise((r) => setImmediate(r));
     expect(warnings.filter((w) => w.includes("NodeVersionSupportWarning"))).toEqual([]);

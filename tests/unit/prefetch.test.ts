@@ -1,7 +1,7 @@
 /**
- * Small local files are read ahead in groups: the copier hints the source, the filesystem
- * adapter reads the group in one worker call, and read() serves from it. Real files, real
- * worker threads.
+ * Local files read off the main thread: small ones ahead in groups (the copier hints the source,
+ * the filesystem adapter reads the group in one worker call, and read() serves from it), and
+ * ones of a few MiB whole, hashed on the worker. Real files, real worker threads.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -13,7 +13,7 @@ import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
-import { seededBytes } from "../helpers/streams.js";
+import { md5, seededBytes } from "../helpers/streams.js";
 
 const RETRY = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
 const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxMemory: 64 * 1024 * 1024 };
@@ -81,6 +81,63 @@ describe("the copier reads small objects ahead", () => {
     const hinted = hints.flat();
     expect(hinted.sort()).toEqual([...files.keys()].filter((k) => k !== "t-large").sort());
     expect(Math.max(...hints.map((h) => h.length))).toBeLessThanOrEqual(32);
+    store.close();
+  });
+});
+
+describe("files of a few MiB are read and hashed whole on a worker", () => {
+  it("readWhole gives the bytes (and their MD5 when asked), or undefined past the bound", async () => {
+    const dir = tempDir("readwhole");
+    const data = seededBytes(3 * 1024 * 1024 + 1, 9);
+    fs.writeFileSync(path.join(dir, "mid"), data);
+    const fsa = new FsAdapter(parseLocation(dir));
+    const got = await fsa.readWhole("mid", 4 * 1024 * 1024, { md5: true });
+    expect(got?.body.equals(data)).toBe(true);
+    expect(got?.md5).toBe(md5(data));
+    const bare = await fsa.readWhole("mid", 4 * 1024 * 1024);
+    expect(bare?.body.equals(data)).toBe(true);
+    expect(bare?.md5).toBeUndefined(); // hashed only when asked
+    expect(await fsa.readWhole("mid", 1024 * 1024)).toBeUndefined();
+    await expect(fsa.readWhole("missing", 1024)).rejects.toMatchObject({ kind: "NotFound" });
+  });
+
+  it("the copier takes them whole, and streams one that grew past the bound since it was listed", async () => {
+    const srcDir = tempDir("readwhole-src");
+    const dstDir = tempDir("readwhole-dst");
+    const files = new Map<string, Buffer>([
+      ["a-small", seededBytes(1000, 1)],
+      ["b-mid", seededBytes(2 * 1024 * 1024 + 5, 2)],
+      ["c-grows", seededBytes(1024 * 1024, 3)],
+    ]);
+    for (const [k, v] of files) fs.writeFileSync(path.join(srcDir, k), v);
+    const inner = new FsAdapter(parseLocation(srcDir));
+    const whole: string[] = [];
+    const source: Adapter = Object.assign(Object.create(inner) as Adapter, {
+      async readWhole(key: string, max: number) {
+        const got = await inner.readWhole(key, max);
+        if (got) whole.push(key);
+        return got;
+      },
+    });
+    const dstInner = new FsAdapter(parseLocation(dstDir));
+    const destination: Adapter = Object.assign(Object.create(dstInner) as Adapter, { writeFromFile: undefined });
+    const store = SqliteCheckpoint.create(path.join(tempDir("readwhole-ckpt"), "j.sqlite"), {
+      id: "t",
+      source: srcDir,
+      destination: dstDir,
+      options: { include: [], exclude: [], compare: "default", delete: false },
+    });
+    await plan({ source, destination, store, options: store.job.options });
+    // Planned at 1 MiB; it is past the whole-read bound (16 MiB) by the time it is copied.
+    const grown = seededBytes(17 * 1024 * 1024, 4);
+    fs.writeFileSync(path.join(srcDir, "c-grows"), grown);
+    const result = await new Copier(source, destination, store, { concurrency: 2, retry: RETRY, multipart: MULTIPART }).run();
+
+    expect(whole).toEqual(["b-mid"]);
+    expect(result.copied).toBe(2);
+    expect(result.failed).toBe(1); // the grown file is refused: its size is not the one planned
+    for (const k of ["a-small", "b-mid"]) expect(fs.readFileSync(path.join(dstDir, k)).equals(files.get(k)!)).toBe(true);
+    expect(fs.existsSync(path.join(dstDir, "c-grows"))).toBe(false);
     store.close();
   });
 });
