@@ -206,7 +206,6 @@ serve({
     }
   },
 
-  /** Hex MD5 of the whole file, read in 4 MiB steps. */
   /** MD5 of the whole file and base64 CRC32C of each `partSize`-byte part, in one read. */
   digestFile(file: string, partSize: number): Handled {
     const fd = fs.openSync(file, "r");
@@ -238,6 +237,7 @@ serve({
     }
   },
 
+  /** Hex MD5 of the whole file, read in 4 MiB steps. */
   md5File(file: string): Handled {
     const fd = fs.openSync(file, "r");
     try {

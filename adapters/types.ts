@@ -207,8 +207,8 @@ export interface Adapter {
   writeFromFile?(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult>;
   /**
    * The whole object in memory (with its hex MD5 if `opts.md5`), read and hashed off the main
-   * thread, or undefined if it holds more than `max` bytes. For objects of a few MiB on a local disk, where
-   * streaming and hashing them on the main thread costs more than holding them.
+   * thread, or undefined if it holds more than `max` bytes. For objects of a few MiB on a local
+   * disk, where streaming and hashing them on the main thread costs more than holding them.
    */
   readWhole?(key: string, max: number, opts?: { md5?: boolean }): Promise<{ body: Buffer; md5?: string } | undefined>;
   /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */

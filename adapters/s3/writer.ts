@@ -2,8 +2,9 @@
  * Writing objects: a streaming single PutObject, and the four multipart steps.
  *
  * Verification:
- * - PutObject sends Content-MD5 when the caller knows the digest (S3 rejects a mismatching body
- *   with BadDigest) and reports the ETag as md5 (a single-request ETag is the body's MD5).
+ * - PutObject sends Content-MD5 when the caller knows the digest, or else a whole body's CRC32C
+ *   when the caller gives one (S3 rejects a mismatching body), and reports the ETag as md5 (a
+ *   single-request ETag is the body's MD5, computed by S3).
  * - Uploads are created with ChecksumAlgorithm CRC32C: each UploadPart sends the part's CRC32C
  *   (hardware-fast, where an MD5 is a full pass on one core), which S3 checks on arrival, and
  *   CompleteMultipartUpload names every part's CRC32C, which S3 checks against what it holds.
