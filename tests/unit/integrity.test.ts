@@ -113,26 +113,46 @@ describe("corrupted or truncated source streams", () => {
   });
 });
 
+/**
+ * A 3 MiB local file to copy into a folder in 1 MiB parts, planned; `wrap` dresses the
+ * destination (every multipart abort is recorded in `aborted`).
+ */
+async function partsJob(seed: number, wrap: (dst: FsAdapter, steps: FsAdapter["multipart"], aborted: string[]) => Partial<Adapter["multipart"]> = () => ({})) {
+  const src = tempDir("integrity-src");
+  const dstDir = tempDir("integrity-dst");
+  const data = seededBytes(3 * 1024 * 1024 + seed, seed);
+  fs.writeFileSync(path.join(src, "obj.bin"), data);
+  const dst = new FsAdapter(parseLocation(dstDir));
+  const steps = dst.multipart;
+  const aborted: string[] = [];
+  const destination: Adapter = Object.assign(Object.create(dst) as FsAdapter, {
+    multipart: {
+      ...steps,
+      abortUpload: async (key: string, id: string) => (aborted.push(id), steps.abortUpload(key, id)),
+      ...wrap(dst, steps, aborted),
+    },
+  });
+  const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
+    id: "t",
+    source: src,
+    destination: dstDir,
+    options: { include: [], exclude: [], compare: "default", delete: false },
+  });
+  const source = new FsAdapter(parseLocation(src));
+  await plan({ source, destination, store, options: store.job.options });
+  const run = () =>
+    new Copier(source, destination, store, {
+      concurrency: 2,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { threshold: 1024 * 1024, partSize: 1024 * 1024, partConcurrency: 2, maxMemory: 16 * 1024 * 1024 },
+    }).run();
+  const arrived = () => fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data);
+  return { data, source, steps, store, aborted, run, arrived };
+}
+
 describe("an upload recorded with parts of another checksum kind (an older cloudmigrate)", () => {
   it("is abandoned and started again, not continued with mixed parts", async () => {
-    const src = tempDir("integrity-src");
-    const dstDir = tempDir("integrity-dst");
-    const data = seededBytes(3 * 1024 * 1024 + 5, 12);
-    fs.writeFileSync(path.join(src, "obj.bin"), data);
-    const dst = new FsAdapter(parseLocation(dstDir));
-    const steps = dst.multipart;
-    const aborted: string[] = [];
-    const watched: Adapter = Object.assign(Object.create(dst) as FsAdapter, {
-      multipart: { ...steps, abortUpload: async (key: string, id: string) => (aborted.push(id), steps.abortUpload(key, id)) },
-    });
-    const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
-      id: "t",
-      source: src,
-      destination: dstDir,
-      options: { include: [], exclude: [], compare: "default", delete: false },
-    });
-    const source = new FsAdapter(parseLocation(src));
-    await plan({ source, destination: watched, store, options: store.job.options });
+    const { data, source, steps, store, aborted, run, arrived } = await partsJob(5);
     // A run before this one started the upload and committed part 1 with a CRC32C, a kind the
     // filesystem does not use (it takes MD5 parts).
     const info = await source.stat("obj.bin");
@@ -142,63 +162,31 @@ describe("an upload recorded with parts of another checksum kind (an older cloud
     store.saveUpload({ key: "obj.bin", uploadId: old, partSize: 1024 * 1024, size: info.size, mtime: info.mtime, partChecksum: "crc32c" });
     store.savePart("obj.bin", { partNumber: 1, size: first.length, md5: "AAAAAA==", etag });
 
-    const copier = new Copier(source, watched, store, {
-      concurrency: 2,
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
-      multipart: { threshold: 1024 * 1024, partSize: 1024 * 1024, partConcurrency: 2, maxMemory: 16 * 1024 * 1024 },
-    });
-    const result = await copier.run();
+    const result = await run();
     expect(result.failed).toBe(0);
     expect(aborted).toEqual([old]);
     expect(store.uploads()).toEqual([]);
     store.close();
-    expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
+    expect(arrived()).toBe(true);
   });
 });
 
 describe("an upload the service can no longer complete", () => {
   it("is abandoned and started again, ending verified", async () => {
-    const src = tempDir("integrity-src");
-    const dstDir = tempDir("integrity-dst");
-    const data = seededBytes(3 * 1024 * 1024 + 7, 11);
-    fs.writeFileSync(path.join(src, "obj.bin"), data);
-    const dst = new FsAdapter(parseLocation(dstDir));
-    const steps = dst.multipart;
     let refusals = 1;
-    const aborted: string[] = [];
     // The service says a part we recorded is gone (as MinIO did when a stalled duplicate landed).
-    const flaky: Adapter = Object.assign(Object.create(dst) as FsAdapter, {
-      multipart: {
-        ...steps,
-        completeUpload: async (...args: Parameters<typeof steps.completeUpload>) => {
-          if (refusals-- > 0) throw new MigrateError("ConditionNotMatch", "InvalidPart: one or more parts could not be found");
-          return steps.completeUpload(...args);
-        },
-        abortUpload: async (key: string, id: string) => {
-          aborted.push(id);
-          return steps.abortUpload(key, id);
-        },
+    const { store, aborted, run, arrived } = await partsJob(7, (_dst, steps) => ({
+      completeUpload: async (...args: Parameters<typeof steps.completeUpload>) => {
+        if (refusals-- > 0) throw new MigrateError("ConditionNotMatch", "InvalidPart: one or more parts could not be found");
+        return steps.completeUpload(...args);
       },
-    });
-    const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
-      id: "t",
-      source: src,
-      destination: dstDir,
-      options: { include: [], exclude: [], compare: "default", delete: false },
-    });
-    const source = new FsAdapter(parseLocation(src));
-    await plan({ source, destination: flaky, store, options: store.job.options });
-    const copier = new Copier(source, flaky, store, {
-      concurrency: 2,
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
-      multipart: { threshold: 1024 * 1024, partSize: 1024 * 1024, partConcurrency: 2, maxMemory: 16 * 1024 * 1024 },
-    });
-    const result = await copier.run();
+    }));
+    const result = await run();
     expect(result.failed).toBe(0);
     expect(aborted).toHaveLength(1);
     expect(store.uploads()).toEqual([]);
     store.close();
-    expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
+    expect(arrived()).toBe(true);
   });
 });
 

@@ -18,6 +18,23 @@ import { md5, seededBytes } from "../helpers/streams.js";
 const RETRY = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
 const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxMemory: 64 * 1024 * 1024 };
 
+/**
+ * A job from `source` to the folder `dstDir`, planned. The destination lacks writeFromFile, so it
+ * takes bytes through write(), as a cloud one does.
+ */
+async function plannedJob(source: Adapter, srcDir: string, dstDir: string) {
+  const dstInner = new FsAdapter(parseLocation(dstDir));
+  const destination: Adapter = Object.assign(Object.create(dstInner) as Adapter, { writeFromFile: undefined });
+  const store = SqliteCheckpoint.create(path.join(tempDir("prefetch-ckpt"), "j.sqlite"), {
+    id: "t",
+    source: srcDir,
+    destination: dstDir,
+    options: { include: [], exclude: [], compare: "default", delete: false },
+  });
+  await plan({ source, destination, store, options: store.job.options });
+  return { destination, store };
+}
+
 async function bytesOf(s: ObjectStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of s as AsyncIterable<Buffer>) chunks.push(c);
@@ -63,17 +80,7 @@ describe("the copier reads small objects ahead", () => {
         inner.prefetch(keys);
       },
     });
-    // A destination without writeFromFile takes bytes through read(), as a cloud one does.
-    const dstInner = new FsAdapter(parseLocation(dstDir));
-    const destination: Adapter = Object.assign(Object.create(dstInner) as Adapter, { writeFromFile: undefined });
-
-    const store = SqliteCheckpoint.create(path.join(tempDir("prefetch-ckpt"), "j.sqlite"), {
-      id: "t",
-      source: srcDir,
-      destination: dstDir,
-      options: { include: [], exclude: [], compare: "default", delete: false },
-    });
-    await plan({ source, destination, store, options: store.job.options });
+    const { destination, store } = await plannedJob(source, srcDir, dstDir);
     const result = await new Copier(source, destination, store, { concurrency: 8, retry: RETRY, multipart: MULTIPART }).run();
 
     expect(result.copied).toBe(101);
@@ -113,21 +120,13 @@ describe("files of a few MiB are read and hashed whole on a worker", () => {
     const inner = new FsAdapter(parseLocation(srcDir));
     const whole: string[] = [];
     const source: Adapter = Object.assign(Object.create(inner) as Adapter, {
-      async readWhole(key: string, max: number) {
-        const got = await inner.readWhole(key, max);
+      async readWhole(key: string, max: number, opts?: { md5?: boolean }) {
+        const got = await inner.readWhole(key, max, opts);
         if (got) whole.push(key);
         return got;
       },
     });
-    const dstInner = new FsAdapter(parseLocation(dstDir));
-    const destination: Adapter = Object.assign(Object.create(dstInner) as Adapter, { writeFromFile: undefined });
-    const store = SqliteCheckpoint.create(path.join(tempDir("readwhole-ckpt"), "j.sqlite"), {
-      id: "t",
-      source: srcDir,
-      destination: dstDir,
-      options: { include: [], exclude: [], compare: "default", delete: false },
-    });
-    await plan({ source, destination, store, options: store.job.options });
+    const { destination, store } = await plannedJob(source, srcDir, dstDir);
     // Planned at 1 MiB; it is past the whole-read bound (16 MiB) by the time it is copied.
     const grown = seededBytes(17 * 1024 * 1024, 4);
     fs.writeFileSync(path.join(srcDir, "c-grows"), grown);
