@@ -1,12 +1,15 @@
 /**
  * The copier: takes pending rows from the checkpoint store in batches, runs them through a
- * bounded pool, streams each object source → destination, verifies what arrived, and records
- * the outcome before reporting it.
+ * bounded pool, copies each object source → destination (streamed; small ones, and local files
+ * of a few MiB, held whole; large ones in parts), verifies what arrived, and records the outcome
+ * before reporting it.
  *
  * Verification, per object: the bytes read equal the size the source announced; the size the
- * destination says it stored equals them; the MD5 computed while streaming equals the source's
- * MD5 (when the source listing gave one) and the destination's (when it reports one). A mismatch
- * is a temporary Integrity error: retried, and never recorded as done.
+ * destination says it stored equals them; their MD5 equals the source's (when the source listing
+ * gave one: checked here, or by the destination on arrival) and the destination's (when it
+ * reports one). A local file held whole may go to a destination that checks a CRC32C with that
+ * instead, the destination confirming it. A mismatch is a temporary Integrity error: retried,
+ * and never recorded as done.
  */
 import { Readable, pipeline } from "node:stream";
 import pLimit from "p-limit";
