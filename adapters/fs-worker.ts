@@ -42,6 +42,41 @@ function readSmall(file: string, max: number, start?: number, length?: number): 
   }
 }
 
+/**
+ * Read `file` once in steps of up to 4 MiB: its MD5 (hex) and, with `partSize`, the base64
+ * CRC32C of each `partSize`-byte part (reads stop at part boundaries, so a step is in one part).
+ */
+function digestFile(file: string, partSize?: number): { md5: string; partCrc32c: string[] } {
+  const fd = fs.openSync(file, "r");
+  try {
+    const hash = crypto.createHash("md5");
+    const partCrc32c: string[] = [];
+    const step = partSize ?? Infinity;
+    const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, step));
+    let crc = 0;
+    let inPart = 0;
+    for (let pos = 0; ; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, step - inPart), pos);
+      if (n === 0) break;
+      const chunk = n === buf.length ? buf : buf.subarray(0, n);
+      hash.update(chunk);
+      pos += n;
+      if (partSize === undefined) continue;
+      crc = crc32c(chunk, crc);
+      inPart += n;
+      if (inPart === partSize) {
+        partCrc32c.push(crcToBase64(crc));
+        crc = 0;
+        inPart = 0;
+      }
+    }
+    if (partSize !== undefined && (inPart > 0 || partCrc32c.length === 0)) partCrc32c.push(crcToBase64(crc));
+    return { md5: hash.digest("hex"), partCrc32c };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function writeAll(fd: number, data: Uint8Array, position: number): void {
   for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
@@ -208,50 +243,11 @@ serve({
 
   /** MD5 of the whole file and base64 CRC32C of each `partSize`-byte part, in one read. */
   digestFile(file: string, partSize: number): Handled {
-    const fd = fs.openSync(file, "r");
-    try {
-      const hash = crypto.createHash("md5");
-      const partCrc32c: string[] = [];
-      const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, partSize));
-      let crc = 0;
-      let inPart = 0;
-      for (let pos = 0; ; ) {
-        // Reads stop at part boundaries, so each chunk belongs to one part.
-        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, partSize - inPart), pos);
-        if (n === 0) break;
-        const chunk = n === buf.length ? buf : buf.subarray(0, n);
-        hash.update(chunk);
-        crc = crc32c(chunk, crc);
-        pos += n;
-        inPart += n;
-        if (inPart === partSize) {
-          partCrc32c.push(crcToBase64(crc));
-          crc = 0;
-          inPart = 0;
-        }
-      }
-      if (inPart > 0 || partCrc32c.length === 0) partCrc32c.push(crcToBase64(crc));
-      return { value: { md5: hash.digest("hex"), partCrc32c } };
-    } finally {
-      fs.closeSync(fd);
-    }
+    return { value: digestFile(file, partSize) };
   },
 
-  /** Hex MD5 of the whole file, read in 4 MiB steps. */
+  /** Hex MD5 of the whole file. */
   md5File(file: string): Handled {
-    const fd = fs.openSync(file, "r");
-    try {
-      const hash = crypto.createHash("md5");
-      const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-      for (let pos = 0; ; ) {
-        const n = fs.readSync(fd, buf, 0, buf.length, pos);
-        if (n === 0) break;
-        hash.update(n === buf.length ? buf : buf.subarray(0, n));
-        pos += n;
-      }
-      return { value: hash.digest("hex") };
-    } finally {
-      fs.closeSync(fd);
-    }
+    return { value: digestFile(file).md5 };
   },
 });

@@ -142,11 +142,19 @@ export class FsAdapter implements Adapter {
   prefetch(keys: readonly string[]): void {
     // A bound on what is held: entries no read() came for (a stopped run) are dropped wholesale.
     if (this.ahead.size >= AHEAD_MAX) this.ahead.clear();
-    const wanted = keys.filter((k) => !this.ahead.has(k) && !this.keyProblem(k));
+    const wanted: string[] = [];
+    const paths: string[] = [];
+    for (const k of keys) {
+      if (this.ahead.has(k)) continue;
+      try {
+        paths.push(this.pathOf(k));
+        wanted.push(k);
+      } catch {
+        // a key that cannot be a file here: read() gives the error
+      }
+    }
     if (!wanted.length) return;
-    const all = fsPool()
-      .call<(SmallRead | { failed: true })[]>("readMany", wanted.map((k) => this.pathOf(k)), SMALL_FILE)
-      .catch(() => undefined);
+    const all = fsPool().call<(SmallRead | { failed: true })[]>("readMany", paths, SMALL_FILE).catch(() => undefined);
     wanted.forEach((k, i) =>
       this.ahead.set(k, all.then((got) => { const one = got?.[i]; return one && !("failed" in one) ? one : undefined; })),
     );

@@ -321,8 +321,7 @@ export class Copier {
     // that one on arrival itself (end to end), or with the one the destination reports. With
     // neither (e.g. a local file to a local folder) sizes are all there is to check.
     const caps = this.destination.capabilities;
-    const serviceChecks = expectedMd5 !== undefined && caps.writeChecksMd5;
-    const hashHere = !serviceChecks && (expectedMd5 !== undefined || caps.writeReportsMd5);
+    const hashHere = !this.serviceChecks(expectedMd5) && (expectedMd5 !== undefined || caps.writeReportsMd5);
     const hasher = new HashingStream({ md5: hashHere, crc32c: caps.crc32c }, (n) => this.sent(n));
     const body = pipeline(stream, hasher, () => undefined);
     let stored;
@@ -374,7 +373,12 @@ export class Copier {
    * MD5 on arrival (end to end), nor when it goes with only a CRC32C.
    */
   private needsOwnMd5(sourceMd5: string | undefined): boolean {
-    return !(sourceMd5 !== undefined && this.destination.capabilities.writeChecksMd5) && !this.crcOnly(sourceMd5);
+    return !this.serviceChecks(sourceMd5) && !this.crcOnly(sourceMd5);
+  }
+
+  /** The destination checks the source's MD5 on arrival: verified end to end, nothing to hash here. */
+  private serviceChecks(sourceMd5: string | undefined): boolean {
+    return sourceMd5 !== undefined && this.destination.capabilities.writeChecksMd5;
   }
 
   /** Write bytes held in memory (`md5`: theirs, if already known) and verify what the destination stored. */

@@ -257,7 +257,7 @@ async function execute(store: SqliteCheckpoint, src: Adapter, dst: Adapter, sett
       moreRows: planning ? () => feed.next() : undefined,
     });
     if (stopRequested) copier.stop();
-    const copying = copier;
+    const copying = copier; // a const for the closures below (`copier` is the signal handler's `let`)
     let planError: unknown;
     const planned: Promise<boolean> = planning
       ? plan({
