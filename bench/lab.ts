@@ -6,9 +6,9 @@
  * - MinIO is started once and serves both as an S3 source (a bucket seeded once per workload,
  *   with cloudmigrate, reused by every run) and as the fs→S3 destination (a new bucket per run,
  *   emptied and removed after it is verified).
- * - Azurite and fake-gcs-server keep everything in memory, so each destination gets a freshly
- *   started emulator, stopped after the run: every run starts from the same empty state and
- *   memory does not pile up over runs.
+ * - Azurite and fake-gcs-server destinations are a freshly started emulator each, stopped (and
+ *   its files removed) after the run: every run starts from the same empty state and memory
+ *   does not pile up over runs.
  * Every emulator started is tracked and `close()` stops them all (also from a signal handler).
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -74,13 +74,15 @@ function snapshotEngine(root: string): EngineSnapshot {
 }
 
 /**
- * Where MinIO keeps its objects: in memory (tmpfs) when there is room, as Azurite and
- * fake-gcs-server keep theirs. On this VM's disk MinIO is capped near 1,000 small PUTs/s by its
- * per-object syncs, whoever the client is, which would hide any difference between the tools.
- * BENCH_MINIO_DIR overrides.
+ * Where MinIO and fake-gcs-server keep their objects: in memory (tmpfs) when there is room, as
+ * Azurite keeps its own. On this VM's disk MinIO is capped near 1,000 small PUTs/s by its
+ * per-object syncs, and fake-gcs-server's memory backend scans every object in the bucket on each
+ * insert (10,000 inserts: ~60 s whoever the client is); either would hide any difference between
+ * the tools. fake-gcs-server therefore runs its filesystem backend in this folder.
+ * BENCH_EMULATOR_DIR overrides.
  */
-export function minioStorage(): { dir: string; kind: string } {
-  if (process.env.BENCH_MINIO_DIR) return { dir: process.env.BENCH_MINIO_DIR, kind: "BENCH_MINIO_DIR" };
+export function emulatorStorage(): { dir: string; kind: string } {
+  if (process.env.BENCH_EMULATOR_DIR) return { dir: process.env.BENCH_EMULATOR_DIR, kind: "BENCH_EMULATOR_DIR" };
   const shm = "/dev/shm";
   try {
     const st = fs.statfsSync(shm);
@@ -143,7 +145,7 @@ export class Lab {
   }
 
   async minioEmu(): Promise<Emulator> {
-    this.minio ??= await this.track(() => startMinio(minioStorage().dir), "minio");
+    this.minio ??= await this.track(() => startMinio(emulatorStorage().dir), "minio");
     return this.minio;
   }
 
@@ -216,7 +218,7 @@ export class Lab {
         dispose: () => this.stopOne(emu),
       };
     }
-    const emu = await this.track(startFakeGcs, "fake-gcs-server");
+    const emu = await this.track(() => startFakeGcs(emulatorStorage().dir), "fake-gcs-server");
     const url = await emu.createBucket();
     const bucket = url.replace(/^gs:\/\//, "");
     return {

@@ -182,8 +182,10 @@ export function renderTable(r: BenchReport): string {
       "CPU s: median user+system CPU of the tool's process (not the emulators'); steadier than wall time on a loaded machine.",
       `box CPU s: CPU the whole machine was busy during the run (tool + emulator + anything else); near ${os.availableParallelism()} × median s, the machine itself was the limit.`,
     );
-    const storage = r.meta.emulatorStorage as { minio?: string } | undefined;
-    if (storage?.minio) lines.push(`Emulator storage: MinIO on ${storage.minio}; Azurite and fake-gcs-server in memory. Local folders on ${os.tmpdir()}.`);
+    const storage = r.meta.emulatorStorage as { minio?: string; azurite?: string; fakeGcs?: string } | undefined;
+    if (storage?.minio) {
+      lines.push(`Emulator storage: MinIO on ${storage.minio}; Azurite ${storage.azurite}; fake-gcs-server ${storage.fakeGcs}. Local folders on ${os.tmpdir()}.`);
+    }
   }
   if (r.scale.length) {
     lines.push("");

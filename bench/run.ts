@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseOptions, type BenchOptions, type RouteName, type Workload } from "./options.js";
 import { hasGnuTime, killCurrent, measure } from "./measure.js";
-import { Lab, minioStorage, repoRoot, syncDisks, type Destination, type Endpoint, type EngineSnapshot } from "./lab.js";
+import { Lab, emulatorStorage, repoRoot, syncDisks, type Destination, type Endpoint, type EngineSnapshot } from "./lab.js";
 import { rcloneBin, rcloneCopyArgs, rcloneEnv, rcloneVersion } from "./rclone.js";
 import { keyOf, treeTotals } from "./sources.js";
 import {
@@ -296,7 +296,7 @@ async function main(): Promise<void> {
       engine: "a copy of dist/ taken when the bench started (every run uses the same build)",
       node: process.version,
       rclone: rclone ?? null,
-      emulatorStorage: { minio: minioStorage().kind, azurite: "in memory", fakeGcs: "in memory" },
+      emulatorStorage: { minio: emulatorStorage().kind, azurite: "in memory", fakeGcs: `filesystem backend on ${emulatorStorage().kind}` },
       host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryBytes: os.totalmem(), platform: `${os.type()} ${os.release()}` },
       peakRssSource: hasGnuTime ? "/usr/bin/time %M" : "/proc VmHWM polled every 50 ms",
       options: { ...o, workloads: o.workloads.map((w) => `${w.name}:${w.count}x${w.size}`) },

@@ -1,6 +1,6 @@
 /**
- * fake-gcs-server test harness: starts a real fake-gcs-server (in-memory backend) on a free
- * loopback port, and tears it down again.
+ * fake-gcs-server test harness: starts a real fake-gcs-server (in-memory backend unless told
+ * otherwise) on a free loopback port, and tears it down again.
  *
  * `startFakeGcs()` resolves to an Emulator, or to undefined when the `fake-gcs-server` binary is
  * missing (after one loud line on stderr) — unless REQUIRE_EMULATORS=1, in which case it throws.
@@ -12,14 +12,23 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import path from "node:path";
 import type { Emulator } from "./types.js";
 import { findGoBinary, freePort, missingEmulator, supervise, waitReady } from "./process.js";
 
 const BINARY = "fake-gcs-server";
 
-export async function startFakeGcs(): Promise<Emulator | undefined> {
+/**
+ * `fsRoot`: keep objects in files under a fresh folder there (`-backend filesystem`) instead of in
+ * memory. The memory backend scans every object in the bucket on each insert; the filesystem one
+ * does not, so it suits large object counts.
+ */
+export async function startFakeGcs(fsRoot?: string): Promise<Emulator | undefined> {
   const bin = findGoBinary(BINARY);
   if (!bin) return missingEmulator(BINARY, "gcs");
+  const dataDir = fsRoot === undefined ? undefined : mkdtempSync(path.join(fsRoot, "fake-gcs-"));
+  const backend = dataDir === undefined ? ["-backend", "memory"] : ["-backend", "filesystem", "-filesystem-root", dataDir];
 
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
@@ -29,14 +38,19 @@ export async function startFakeGcs(): Promise<Emulator | undefined> {
       "-scheme", "http",
       "-host", "127.0.0.1",
       "-port", String(port),
-      "-backend", "memory",
+      ...backend,
       "-public-host", `127.0.0.1:${port}`,
       "-external-url", endpoint,
       "-log-level", "error",
     ],
     { detached: false, stdio: ["ignore", "pipe", "pipe"] },
   );
-  const { output, stop } = supervise(child);
+  const supervised = supervise(child);
+  const { output } = supervised;
+  const stop = async (): Promise<void> => {
+    await supervised.stop();
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+  };
 
   try {
     await waitReady(BINARY, `${endpoint}/storage/v1/b`, child, output);

@@ -21,7 +21,7 @@ const ROOT_PASSWORD = "minio-test-password-0123456789";
 
 /**
  * `dataParent`: where MinIO keeps its objects (default: the temp dir). The benchmark passes a
- * memory-backed folder, as Azurite and fake-gcs-server keep theirs in memory.
+ * memory-backed folder, as Azurite keeps its objects in memory.
  */
 export async function startMinio(dataParent = os.tmpdir()): Promise<Emulator | undefined> {
   const bin = findGoBinary("minio");
