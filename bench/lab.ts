@@ -24,6 +24,7 @@ import type { Emulator } from "../tests/emulators/types.js";
 import { createAdapter, parseLocation } from "../adapters/index.js";
 import type { RouteName, Workload } from "./options.js";
 import { treeTotals, writeSource } from "./sources.js";
+import { processCpuMs } from "./measure.js";
 import { azureRemote, gcsRemote, localRemote, s3Remote, type RcloneRemote } from "./rclone.js";
 
 export interface Totals {
@@ -137,6 +138,17 @@ export class Lab {
     if (!emu) throw new Error(`${what} is not installed (scripts/install-emulators.sh)`);
     this.running.add(emu);
     return emu;
+  }
+
+  /** CPU used so far by each running emulator, ms, by name; undefined if one cannot be read. */
+  emulatorCpuMs(): Record<string, number> | undefined {
+    const out: Record<string, number> = {};
+    for (const emu of this.running) {
+      const ms = emu.pid === undefined ? undefined : processCpuMs(emu.pid);
+      if (ms === undefined) return undefined;
+      out[emu.name] = (out[emu.name] ?? 0) + ms;
+    }
+    return out;
   }
 
   private async stopOne(emu: Emulator): Promise<void> {

@@ -49,6 +49,19 @@ export function machineBusyMs(): number | undefined {
   }
 }
 
+/** User + system CPU a live process has used so far, ms (undefined when it cannot be read). */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the ")" closing the command name: state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface MeasureOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;

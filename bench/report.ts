@@ -17,6 +17,8 @@ export interface RunRecord {
   cpuMs?: number;
   /** CPU the whole machine was busy during the run (tool, emulators, anything else), ms. */
   boxCpuMs?: number;
+  /** CPU each emulator's process used during the run, ms, by emulator name. */
+  emulatorCpuMs?: Record<string, number>;
   ok: boolean;
   error?: string;
   /** 1-minute load average when the run started (the machine is shared). */
@@ -39,6 +41,8 @@ export interface ToolSummary {
   medianCpuMs?: number;
   /** Median busy CPU time of the whole machine during the runs, ms. */
   medianBoxCpuMs?: number;
+  /** Median CPU of each emulator during the runs, ms, by emulator name (cloud routes). */
+  medianEmulatorCpuMs?: Record<string, number>;
   /** Why there is no figure. */
   na?: string;
 }
@@ -95,6 +99,7 @@ export function summarize(tool: Tool, command: string, runs: RunRecord[], w: Wor
     peakRss: Math.max(...good.map((r) => r.peakRss)),
     medianCpuMs: good.every((r) => r.cpuMs !== undefined) ? median(good.map((r) => r.cpuMs!)) : undefined,
     medianBoxCpuMs: good.every((r) => r.boxCpuMs !== undefined) ? median(good.map((r) => r.boxCpuMs!)) : undefined,
+    medianEmulatorCpuMs: medianByName(good.map((r) => r.emulatorCpuMs)),
   };
 }
 
@@ -149,11 +154,18 @@ function table(rows: string[][], left: number[]): string {
   return rows.map((r) => r.map((cell, i) => (left.includes(i) ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd()).join("\n");
 }
 
+/** Per-name medians of per-run figures; undefined unless every run has them. */
+function medianByName(runs: (Record<string, number> | undefined)[]): Record<string, number> | undefined {
+  if (!runs.length || runs.some((r) => r === undefined)) return undefined;
+  const names = Object.keys(runs[0]!);
+  return Object.fromEntries(names.map((n) => [n, median(runs.map((r) => r![n] ?? 0))]));
+}
+
 export function renderTable(r: BenchReport): string {
   const lines: string[] = [];
   if (r.cases.length) {
     const notes: string[] = [];
-    const rows: string[][] = [["workload", "route", "tool", "median s", "objects/s", "MB/s", "peak RSS MB", "CPU s", "box CPU s", "runs ok", "vs rclone", "vs SDK"]];
+    const rows: string[][] = [["workload", "route", "tool", "median s", "objects/s", "MB/s", "peak RSS MB", "CPU s", "emulator CPU s", "box CPU s", "runs ok", "vs rclone", "vs SDK"]];
     for (const c of r.cases) {
       const label = `${c.workload.name} (${c.workload.count}×${sizeLabel(c.workload.size)})`;
       for (const t of c.tools) {
@@ -167,6 +179,10 @@ export function renderTable(r: BenchReport): string {
           t.mbPerSec !== undefined ? t.mbPerSec.toFixed(1) : "",
           t.peakRss !== undefined ? mb(t.peakRss) : "",
           t.medianCpuMs !== undefined ? (t.medianCpuMs / 1000).toFixed(2) : "",
+          Object.entries(t.medianEmulatorCpuMs ?? {})
+            .filter(([, ms]) => ms >= 10) // an emulator kept for other cases, idle in this one
+            .map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)}`)
+            .join(", "),
           t.medianBoxCpuMs !== undefined ? (t.medianBoxCpuMs / 1000).toFixed(2) : "",
           `${t.runs.filter((x) => x.ok).length}/${t.runs.length}`,
           first && c.vsRclone !== undefined ? `${c.vsRclone.toFixed(2)}×` : "",
@@ -180,6 +196,7 @@ export function renderTable(r: BenchReport): string {
     lines.push(
       "vs rclone / vs SDK: cloudmigrate throughput ÷ theirs (> 1 = cloudmigrate faster). MB = 10^6 bytes.",
       "CPU s: median user+system CPU of the tool's process (not the emulators'); steadier than wall time on a loaded machine.",
+      "emulator CPU s: median CPU of each emulator's process during the run. Azurite runs its JavaScript on one thread: near 1 × median s, it was the limit.",
       `box CPU s: CPU the whole machine was busy during the run (tool + emulator + anything else); near ${os.availableParallelism()} × median s, the machine itself was the limit.`,
     );
     const storage = r.meta.emulatorStorage as { minio?: string; azurite?: string; fakeGcs?: string } | undefined;

@@ -112,8 +112,13 @@ async function runOnce(lab: Lab, route: RouteName, src: Endpoint, spec: ToolSpec
     const inv = spec.invoke(src, dst, stateDir);
     syncDisks();
     const load1 = os.loadavg()[0];
+    const emuBefore = lab.emulatorCpuMs();
     const m = await measure(inv.cmd, inv.args, { env: inv.env, cwd: repoRoot, timeoutMs: o.timeoutMs });
+    const emuAfter = lab.emulatorCpuMs();
     const rec: RunRecord = { wallMs: m.wallMs, peakRss: m.peakRss, cpuMs: m.cpuMs, boxCpuMs: m.boxCpuMs, ok: false, load1 };
+    if (emuBefore && emuAfter) {
+      rec.emulatorCpuMs = Object.fromEntries(Object.entries(emuAfter).map(([name, ms]) => [name, ms - (emuBefore[name] ?? 0)]));
+    }
     if (m.timedOut) rec.error = `timed out after ${o.timeoutMs / 1000} s`;
     else if (m.exitCode !== 0) rec.error = `exit ${m.exitCode ?? m.signal}: ${m.stderrTail.split("\n").slice(-3).join(" | ")}`;
     else {

@@ -137,6 +137,7 @@ export async function startAzurite(): Promise<AzuriteEmulator | undefined> {
   return {
     scheme: "az",
     name: "azurite",
+    pid: child.pid,
     blobEndpoint,
     env,
     badCredentialsEnv: { AZURE_STORAGE_CONNECTION_STRING: connectionString(blobEndpoint, BAD_KEY) },

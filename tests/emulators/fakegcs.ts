@@ -64,6 +64,7 @@ export async function startFakeGcs(fsRoot?: string): Promise<Emulator | undefine
   return {
     scheme: "gs",
     name: BINARY,
+    pid: child.pid,
     env,
     // The emulator accepts every credential; see the file comment.
     badCredentialsEnv: { ...env },

@@ -81,6 +81,7 @@ export async function startMinio(dataParent = os.tmpdir()): Promise<Emulator | u
   return {
     scheme: "s3",
     name: "minio",
+    pid: child.pid,
     env,
     badCredentialsEnv,
     adapterOptions: { env },

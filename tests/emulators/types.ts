@@ -10,6 +10,8 @@ export interface Emulator {
   /** The same, but with a credential the emulator rejects. */
   readonly badCredentialsEnv: Record<string, string>;
   readonly adapterOptions: AdapterOptions;
+  /** The server's process id (the benchmark reads its CPU time). */
+  readonly pid?: number;
   /** Create a new, empty bucket/container; returns its URL root, e.g. "s3://b-1a2b". */
   createBucket(): Promise<string>;
   /** A URL for a bucket that does not exist. */
