@@ -221,6 +221,8 @@ serve({
             writeAll(out, chunk, size);
             size += n;
             if (size > expect) break;
+            // A short read of a file is its end: no need for the read that would return 0.
+            if (size === expect && n < buf.length) break;
           }
           if (size === expect && mtimeMs !== undefined) fs.futimesSync(out, mtimeMs / 1000, mtimeMs / 1000);
         } finally {
