@@ -397,7 +397,7 @@ export class SqliteCheckpoint implements CheckpointStore {
       | undefined;
     if (!u) return undefined;
     const parts = (this.st.getParts.all(key) as { part_number: number; size: number; md5: string; etag: string }[]).map(
-      (p) => ({ partNumber: p.part_number, size: p.size, md5: p.md5, etag: p.etag }),
+      (p) => ({ partNumber: p.part_number, size: p.size, checksum: p.md5, etag: p.etag }),
     );
     return {
       key: u.key,
@@ -424,7 +424,7 @@ export class SqliteCheckpoint implements CheckpointStore {
   }
 
   savePart(key: string, p: CommittedPart): void {
-    this.st.savePart.run(key, p.partNumber, p.size, p.md5, p.etag);
+    this.st.savePart.run(key, p.partNumber, p.size, p.checksum, p.etag);
   }
 
   deleteUpload(key: string): void {

@@ -109,8 +109,11 @@ export type PartChecksumKind = "md5" | "crc32c";
 export interface CommittedPart {
   partNumber: number;
   size: number;
-  /** The checksum the part was sent with: hex MD5, or base64 CRC32C where partChecksum says so. */
-  md5: string;
+  /**
+   * The checksum the part was sent with: hex MD5, or base64 CRC32C where partChecksum says so
+   * (stored in the parts table's `md5` column, named when parts only carried MD5s).
+   */
+  checksum: string;
   etag: string;
 }
 

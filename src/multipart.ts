@@ -163,7 +163,7 @@ export class MultipartCopier {
                   throw err;
                 }
               }, this.retryHooks(item.key));
-              const part = { partNumber: n, size: length, md5: partSum, etag };
+              const part = { partNumber: n, size: length, checksum: partSum, etag };
               this.store.savePart(item.key, part);
               committed.set(n, part);
               bytesDone += length;
@@ -200,9 +200,7 @@ export class MultipartCopier {
       await this.abandon(item.key, upload.uploadId);
       throw new MigrateError("Integrity", `${item.key}: md5 of bytes read ${wholeMd5} differs from source's ${info.md5}`, { temporary: true });
     }
-    const parts = [...committed.values()]
-      .sort((a, b) => a.partNumber - b.partNumber)
-      .map((p) => ({ partNumber: p.partNumber, etag: p.etag, size: p.size, checksum: p.md5 }));
+    const parts = [...committed.values()].sort((a, b) => a.partNumber - b.partNumber);
     let result;
     try {
       result = await steps.completeUpload(item.key, upload.uploadId, parts, info, wholeMd5);

@@ -48,11 +48,11 @@ describe("sqlite checkpoint", () => {
   it("records multipart uploads and their committed parts", () => {
     const { store } = newStore();
     store.saveUpload({ key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5, partChecksum: "crc32c" });
-    store.savePart("big", { partNumber: 2, size: 8, md5: "m2", etag: "e2" });
-    store.savePart("big", { partNumber: 1, size: 8, md5: "m1", etag: "e1" });
+    store.savePart("big", { partNumber: 2, size: 8, checksum: "m2", etag: "e2" });
+    store.savePart("big", { partNumber: 1, size: 8, checksum: "m1", etag: "e1" });
     expect(store.getUpload("big")).toEqual({
       key: "big", uploadId: "u1", partSize: 8, size: 20, mtime: 5, partChecksum: "crc32c",
-      parts: [{ partNumber: 1, size: 8, md5: "m1", etag: "e1" }, { partNumber: 2, size: 8, md5: "m2", etag: "e2" }],
+      parts: [{ partNumber: 1, size: 8, checksum: "m1", etag: "e1" }, { partNumber: 2, size: 8, checksum: "m2", etag: "e2" }],
       hashedParts: 0,
       hashState: undefined,
     });

@@ -160,7 +160,7 @@ describe("an upload recorded with parts of another checksum kind (an older cloud
     const first = data.subarray(0, 1024 * 1024);
     const etag = await steps.uploadPart("obj.bin", old, 1, first, crypto.createHash("md5").update(first).digest("hex"));
     store.saveUpload({ key: "obj.bin", uploadId: old, partSize: 1024 * 1024, size: info.size, mtime: info.mtime, partChecksum: "crc32c" });
-    store.savePart("obj.bin", { partNumber: 1, size: first.length, md5: "AAAAAA==", etag });
+    store.savePart("obj.bin", { partNumber: 1, size: first.length, checksum: "AAAAAA==", etag });
 
     const result = await run();
     expect(result.failed).toBe(0);
