@@ -55,6 +55,17 @@ export class Interrupted extends MigrateError {
   }
 }
 
+/**
+ * What to throw when a follow-up check, made because `original` failed, failed too: a temporary
+ * `check` failure (a throttled HEAD), so the retry repeats the check and its Retry-After is
+ * honoured, unless `original` is temporary and asks for a longer wait; otherwise `original`.
+ */
+export function afterFailedCheck(original: MigrateError, check: MigrateError): MigrateError {
+  if (!check.temporary) return original;
+  if (original.temporary && (original.retryAfterMs ?? 0) > (check.retryAfterMs ?? 0)) return original;
+  return check;
+}
+
 /** Usage errors: bad flags, bad URLs. Always exit 2. */
 export function usageError(message: string): MigrateError {
   return new MigrateError("ConfigInvalid", message, { scope: "run" });

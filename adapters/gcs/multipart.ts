@@ -16,7 +16,7 @@
  */
 import crypto from "node:crypto";
 import type { MultipartSteps, ObjectInfo, WriteResult } from "../types.js";
-import { MigrateError } from "../../src/errors.js";
+import { MigrateError, afterFailedCheck, toMigrateError } from "../../src/errors.js";
 import type { GcsHttp } from "./http.js";
 import { mapGcsError } from "./errors.js";
 import { PARTS_ROOT, encName, resourceFor, toWriteResult, OBJECT_FIELDS, type GcsObject } from "./objects.js";
@@ -143,7 +143,12 @@ export function gcsMultipart(host: MultipartHost): MultipartSteps {
         result = await composeAll(uploadId, dest, sources, resource);
       } catch (err) {
         // A retry after the object was already composed (and the parts removed) is a success.
-        const existing = await host.statName(dest).catch(() => undefined);
+        let existing: GcsObject | undefined;
+        try {
+          existing = await host.statName(dest);
+        } catch (checkErr) {
+          throw afterFailedCheck(toMigrateError(err), toMigrateError(checkErr));
+        }
         const meta = existing?.metadata ?? {};
         if (existing && Number(existing.size) === total && meta["md5"] === wholeMd5.toLowerCase()) {
           await removeFolder(uploadId).catch(() => undefined);

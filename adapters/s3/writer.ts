@@ -33,7 +33,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import type { MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
-import { CantDoThatHere, MigrateError, toMigrateError } from "../../src/errors.js";
+import { CantDoThatHere, MigrateError, afterFailedCheck, toMigrateError } from "../../src/errors.js";
 import { mapS3Error } from "./errors.js";
 import { cleanEtag, infoFromHeaders, isHexMd5, md5FromEtag, writeHeaders, type S3WriteHeaders } from "./meta.js";
 import type { LeanS3 } from "./lean.js";
@@ -271,7 +271,13 @@ export class S3Writer implements MultipartSteps {
       const mapped = mapS3Error(err, { op: "CompleteMultipartUpload", bucket: this.bucket, key: Key });
       if (mapped.kind !== "NotFound") throw mapped;
       // A retried completion whose first response was lost: the object may already be there.
-      const done = await this.headQuietly(Key);
+      let done: ObjectInfo | undefined;
+      try {
+        done = infoFromHeaders(Key, await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+      } catch (headErr) {
+        const check = mapS3Error(headErr, { op: "HeadObject", bucket: this.bucket, key: Key });
+        if (check.kind !== "NotFound") throw afterFailedCheck(mapped, check);
+      }
       if (done && done.size === size && done.md5 === wholeMd5.toLowerCase()) return { size, md5: done.md5, etag: done.etag };
       if (done && expected && done.etag === expected) return this.addMd5(Key, source, wholeMd5, size, expected);
       throw mapped;
@@ -321,14 +327,6 @@ export class S3Writer implements MultipartSteps {
       const mapped = mapS3Error(err, { op: "AbortMultipartUpload", bucket: this.bucket, key: Key });
       if (mapped.kind === "NotFound") return;
       throw mapped;
-    }
-  }
-
-  private async headQuietly(Key: string): Promise<ObjectInfo | undefined> {
-    try {
-      return infoFromHeaders(Key, await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
-    } catch {
-      return undefined;
     }
   }
 }

@@ -12,7 +12,7 @@ import { startMinio } from "../emulators/minio.js";
 import { startFakeGcs } from "../emulators/fakegcs.js";
 import { startAzurite } from "../emulators/azurite.js";
 import type { Emulator } from "../emulators/types.js";
-import { FAULT_KINDS, emulatorHostOf, envThroughProxy, startFaultProxy, type FaultProxy } from "./proxy.js";
+import { FAULT_KINDS, emulatorHostOf, envThroughProxy, startFaultProxy, type FaultProxy, type RequestInfo } from "./proxy.js";
 import { digestDiff, explain, makeMixed, objectEvents, runCli, tempDir, treeDigest } from "./harness.js";
 
 const SEED = Number(process.env.CHAOS_SEED) || 20240611;
@@ -142,3 +142,87 @@ for (const [name, emu] of targets) {
     });
   });
 }
+
+/** A rule matcher that matches the first request `test` accepts, and no other. */
+function once(test: (r: RequestInfo) => boolean): (r: RequestInfo) => boolean {
+  let used = false;
+  return (r) => !used && test(r) && (used = true);
+}
+
+/** One 13 MiB file (3 parts with RUN_FLAGS) in a fresh source folder; returns the folder. */
+function bigSource(t: Setup): string {
+  const src = path.join(t.base, "src");
+  fs.mkdirSync(src, { recursive: true });
+  fs.writeFileSync(path.join(src, "big.bin"), Buffer.alloc(13 * MiB, 7));
+  return src;
+}
+
+// When completing an upload fails, the adapter checks whether the object is there already (a
+// completion whose answer was lost). A throttled check must be retried after its Retry-After,
+// not taken as "not there" (which would start the upload again and send every part twice).
+describe.skipIf(!fakeGcs)("gcs: a failed compose, then a throttled check of the destination", () => {
+  it("waits the check's Retry-After before composing again, and sends no part twice", async () => {
+    const t = await setup(fakeGcs!, "compose-check", SEED);
+    try {
+      const src = bigSource(t);
+      const bucket = await fakeGcs!.createBucket();
+      t.proxy.configure({
+        rules: [
+          { match: once((r) => r.method === "POST" && r.path.includes("/o/big.bin/compose")), status: 503, body: '{"error":{"code":503,"message":"chaos"}}' },
+          {
+            match: once((r) => r.method === "GET" && r.path.includes("/o/big.bin?")),
+            status: 429,
+            headers: { "retry-after": "1" },
+            body: '{"error":{"code":429,"message":"chaos: slow down"}}',
+          },
+        ],
+      });
+      const run = await runCli([src, bucket, ...RUN_FLAGS], { env: t.viaProxy });
+      expect(run.code, explain(run)).toBe(0);
+
+      const log = t.proxy.log;
+      const check = log.find((e) => e.fault === "rule" && e.method === "GET");
+      const composes = log.filter((e) => e.method === "POST" && e.path.includes("/o/big.bin/compose"));
+      expect(check, "the destination was checked after the failed compose").toBeDefined();
+      expect(composes).toHaveLength(2);
+      expect(composes[1].start - check!.start, "compose retried before Retry-After (1 s)").toBeGreaterThanOrEqual(900);
+      expect(log.filter((e) => e.method === "POST" && e.path.includes("uploadType=multipart"))).toHaveLength(3);
+      const diff = await runCli(["diff", src, bucket, "--checksum"], { env: t.direct });
+      expect(diff.code, explain(diff)).toBe(0);
+    } finally {
+      await t.proxy.close();
+      fs.rmSync(t.base, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!minio)("s3: NoSuchUpload on completion, then a throttled HEAD of the destination", () => {
+  it("retries the completion instead of starting the upload again", async () => {
+    const t = await setup(minio!, "complete-check", SEED);
+    try {
+      const src = bigSource(t);
+      const bucket = await minio!.createBucket();
+      const noSuchUpload =
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>chaos: no such upload</Message></Error>';
+      const slowDown = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>chaos: slow down</Message></Error>';
+      t.proxy.configure({
+        rules: [
+          // CompleteMultipartUpload is POST /bucket/big.bin?uploadId=…; the upload itself stays open.
+          { match: once((r) => r.method === "POST" && /\/big\.bin\?uploadId=/.test(r.path)), status: 404, body: noSuchUpload },
+          { match: once((r) => r.method === "HEAD" && r.path.includes("/big.bin")), status: 503, body: slowDown },
+        ],
+      });
+      const run = await runCli([src, bucket, ...RUN_FLAGS], { env: t.viaProxy });
+      expect(run.code, explain(run)).toBe(0);
+
+      const log = t.proxy.log;
+      expect(log.filter((e) => e.fault === "rule").map((e) => e.method)).toEqual(["POST", "HEAD"]);
+      expect(log.filter((e) => e.method === "PUT" && /partNumber=/.test(e.path)), "parts sent").toHaveLength(3);
+      const diff = await runCli(["diff", src, bucket, "--checksum"], { env: t.direct });
+      expect(diff.code, explain(diff)).toBe(0);
+    } finally {
+      await t.proxy.close();
+      fs.rmSync(t.base, { recursive: true, force: true });
+    }
+  });
+});
