@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { backoffDelay, withRetry } from "../../src/retry.js";
-import { MigrateError, toMigrateError } from "../../src/errors.js";
+import { MigrateError, afterFailedCheck, toMigrateError } from "../../src/errors.js";
 
 const policy = { attempts: 4, baseDelayMs: 1, maxDelayMs: 5 };
 
@@ -40,5 +40,16 @@ describe("retry", () => {
     expect(toMigrateError(Object.assign(new Error("x"), { code: "ECONNRESET" }))).toMatchObject({ kind: "Unexpected", temporary: true });
     expect(toMigrateError(Object.assign(new Error("x"), { code: "EACCES" }))).toMatchObject({ kind: "PermissionDenied", temporary: false });
     expect(toMigrateError(Object.assign(new Error("x"), { code: "ENOENT" }))).toMatchObject({ kind: "NotFound" });
+  });
+
+  it("after a failed follow-up check, throws the check's temporary error unless the first asks a longer wait", () => {
+    const gone = new MigrateError("NotFound", "no such upload");
+    const throttled = new MigrateError("RateLimited", "slow down", { retryAfterMs: 1000 });
+    const denied = new MigrateError("PermissionDenied", "no HEAD for you");
+    expect(afterFailedCheck(gone, throttled)).toBe(throttled);
+    expect(afterFailedCheck(gone, denied)).toBe(gone);
+    const longer = new MigrateError("RateLimited", "slow down more", { retryAfterMs: 5000 });
+    expect(afterFailedCheck(longer, throttled)).toBe(longer);
+    expect(afterFailedCheck(throttled, longer)).toBe(longer);
   });
 });
