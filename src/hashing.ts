@@ -5,6 +5,7 @@
 import crypto from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { crc32c } from "@node-rs/crc32";
+import { STREAM_BUFFER } from "./memory.js";
 
 export class HashingStream extends Transform {
   bytes = 0;
@@ -16,7 +17,7 @@ export class HashingStream extends Transform {
     opts: { md5?: boolean; crc32c?: boolean } = {},
     private readonly onBytes?: (n: number) => void,
   ) {
-    super({ highWaterMark: 1024 * 1024 });
+    super({ highWaterMark: STREAM_BUFFER });
     if (opts.md5 !== false) this.md5 = crypto.createHash("md5");
     if (opts.crc32c) this.crc = 0;
   }

@@ -1,4 +1,13 @@
 /**
+ * Bytes a stream in the copy path may hold before it pushes back: one socket read. Chunks held
+ * longer survive young-generation GCs, and their memory, outside the JS heap, then piles up
+ * until it forces full collections. Measured with 1 MiB instead (100 × 10 MiB): S3→Azure spent
+ * 0.8 s of a 2.7 s main thread in GC and 0.6 s more CPU; Azure→disk 0.5 s more CPU. (A local
+ * file's write stream keeps 1 MiB: it writes what it holds in one writev.)
+ */
+export const STREAM_BUFFER = 64 * 1024;
+
+/**
  * A byte budget shared by every transfer that buffers (multipart parts): `acquire` waits until
  * the bytes fit under the cap, in arrival order. A request larger than the whole cap is let
  * through alone, so it cannot wait forever.

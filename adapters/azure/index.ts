@@ -17,6 +17,7 @@ import { PassThrough, pipeline, type Readable } from "node:stream";
 import type { BlobItem, BlockBlobClient, ContainerClient } from "@azure/storage-blob";
 import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
+import { STREAM_BUFFER } from "../../src/memory.js";
 import { connect, type AzureConnection } from "./client.js";
 import { mapAzureError } from "./errors.js";
 import { toObjectInfo } from "./metadata.js";
@@ -141,7 +142,7 @@ export class AzureAdapter implements Adapter {
     }
     if (!body) throw new MigrateError("Unexpected", `${this.what(key)}: download returned no body`);
     // Pass the bytes through so stream errors come out as MigrateErrors.
-    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const out = new PassThrough({ highWaterMark: STREAM_BUFFER });
     pipeline(body as Readable, out, (err) => {
       if (err) out.destroy(mapAzureError(err, this.what(key)));
     });

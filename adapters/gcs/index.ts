@@ -29,6 +29,7 @@ import type {
   WriteResult,
 } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
+import { STREAM_BUFFER } from "../../src/memory.js";
 import { mapGcsError, type ErrorContext } from "./errors.js";
 import { GcsHttp, type AuthHeaders } from "./http.js";
 import {
@@ -218,7 +219,7 @@ export class GcsAdapter implements Adapter {
     const stored = String(res.headers["x-goog-stored-content-encoding"] ?? "").toLowerCase();
     // Compressed in transit only (stored as-is): undo it. Stored gzip and served gzip: keep.
     const unzip = served === "gzip" && stored !== "" && stored !== "gzip";
-    const out = new PassThrough({ highWaterMark: MiB });
+    const out = new PassThrough({ highWaterMark: STREAM_BUFFER });
     const fail = (err: unknown) => {
       if (!out.destroyed) out.destroy(mapGcsError(err, this.ctx(name)));
       if (!res.destroyed) res.destroy();
