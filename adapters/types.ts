@@ -41,6 +41,18 @@ export interface ByteRange {
   end: number;
 }
 
+/**
+ * How an object was uploaded, as the service reports it: `parts` parts of `partSize` bytes (the
+ * last one shorter) and the MD5 of their MD5s (S3's multipart ETag). The service does not
+ * promise equal parts, so a check against it that fails may mean unequal parts, not bad bytes.
+ */
+export interface PartLayout {
+  partSize: number;
+  parts: number;
+  /** Hex MD5 of the parts' binary MD5s, concatenated in order. */
+  md5OfPartMd5s: string;
+}
+
 /** What the destination says it stored. */
 export interface WriteResult {
   size: number;
@@ -219,6 +231,13 @@ export interface Adapter {
    * the service refuses any part whose bytes changed since.
    */
   digestParts?(key: string, partSize: number): Promise<{ md5: string; partCrc32c: string[] }>;
+  /**
+   * The object's part layout (`info` is its stat), when it was uploaded in parts and the service
+   * gives their MD5s' digest; undefined otherwise or when the object changed since `info`. A copy
+   * into a destination whose parts carry MD5s can then hash each part once and check the bytes
+   * read against the source, without a pass over the whole object.
+   */
+  partLayout?(key: string, info: ObjectInfo): Promise<PartLayout | undefined>;
 
   multipart?: MultipartSteps;
 

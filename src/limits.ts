@@ -229,6 +229,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     readWhole: inner.readWhole && ((key, max, opts) => request(() => inner.readWhole!(key, max, opts))),
     computeMd5: inner.computeMd5?.bind(inner),
     digestParts: inner.digestParts?.bind(inner),
+    partLayout: inner.partLayout && ((key, info) => request(() => inner.partLayout!(key, info))),
     multipart,
     close: inner.close?.bind(inner),
   };

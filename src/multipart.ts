@@ -14,6 +14,12 @@
  * Azure transactional MD5); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
  *
+ * A source that reports its part layout (an S3 multipart object: the MD5 of its parts' MD5s)
+ * copied into a destination whose parts carry MD5s (Azure) is read along that layout: the part
+ * MD5s the destination needs then also prove the bytes read are the source's. With the source's
+ * whole MD5 known too, no whole-object MD5 is chained. A layout that does not check out (S3 does
+ * not promise equal parts) is set aside for that object, which is copied again the usual way.
+ *
  * A destination that needs the MD5 at the start (S3) from a source that lacks it (a local file)
  * gets one pass before the upload: the MD5 and every part's CRC32C. Parts then go with those
  * CRC32Cs, so the service refuses bytes that changed since, and no MD5 is chained during the
@@ -21,7 +27,8 @@
  * more to hash them (never sending them again).
  */
 import pLimit from "p-limit";
-import type { Adapter, ObjectInfo } from "../adapters/types.js";
+import crypto from "node:crypto";
+import type { Adapter, ObjectInfo, PartLayout } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
 import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
@@ -67,6 +74,8 @@ export function choosePartSize(size: number, preferred: number, limits: { minPar
 export class MultipartCopier {
   readonly budget: ByteBudget;
   private readonly buffers: BufferPool;
+  /** Objects whose source part layout did not check out: copied without it from then on. */
+  private readonly layoutRefused = new Set<string>();
 
   constructor(
     private readonly source: Adapter,
@@ -91,9 +100,13 @@ export class MultipartCopier {
     const steps = this.destination.multipart!;
     const info = await this.source.stat(item.key);
     const caps = this.destination.capabilities.multipart!;
-    const partSize = choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
+    const layout = await this.sourceLayout(item.key, info);
+    const partSize = layout?.partSize ?? choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
     const partCount = Math.max(1, Math.ceil(info.size / partSize));
     const { upload, partCrc32c } = await this.uploadFor(item.key, info, partSize);
+    // The whole MD5 is already known and the bytes read are checked another way: by the pass
+    // before the upload (its CRC32Cs go with the parts), or against the source's layout.
+    const knownMd5 = partCrc32c || (layout && info.md5) ? info.md5 : undefined;
 
     const committed = new Map(upload.parts.map((p) => [p.partNumber, p]));
     // The whole-object MD5, advanced part by part in order on a hash worker.
@@ -125,9 +138,7 @@ export class MultipartCopier {
     const limit = pLimit(this.settings.partConcurrency);
     const work: Promise<void>[] = [];
     for (let n = 1; n <= partCount; n++) {
-      // With the pass before the upload's CRC32Cs, the whole MD5 is that pass's: a part whose
-      // bytes changed since is refused by the service, so no second MD5 pass runs here.
-      const needsHash = !partCrc32c && n > hashedUpTo;
+      const needsHash = !knownMd5 && n > hashedUpTo;
       if (!needsHash && committed.has(n)) continue;
       const start = (n - 1) * partSize;
       const length = Math.min(partSize, info.size - start);
@@ -195,12 +206,24 @@ export class MultipartCopier {
       throw err;
     }
 
-    const wholeMd5 = partCrc32c ? info.md5! : await md5Finish(hashState);
+    const parts = [...committed.values()].sort((a, b) => a.partNumber - b.partNumber);
+    if (layout) {
+      const read = md5OfPartMd5s(parts.map((p) => p.checksum));
+      if (read !== layout.md5OfPartMd5s) {
+        this.layoutRefused.add(item.key);
+        await this.abandon(item.key, upload.uploadId);
+        throw new MigrateError(
+          "Integrity",
+          `${item.key}: the ${partCount} parts read (MD5 of MD5s ${read}) do not match the source's ${layout.md5OfPartMd5s}; copying it again, hashed whole`,
+          { temporary: true },
+        );
+      }
+    }
+    const wholeMd5 = knownMd5 ?? (await md5Finish(hashState));
     if (info.md5 && info.md5 !== wholeMd5) {
       await this.abandon(item.key, upload.uploadId);
       throw new MigrateError("Integrity", `${item.key}: md5 of bytes read ${wholeMd5} differs from source's ${info.md5}`, { temporary: true });
     }
-    const parts = [...committed.values()].sort((a, b) => a.partNumber - b.partNumber);
     let result;
     try {
       result = await steps.completeUpload(item.key, upload.uploadId, parts, info, wholeMd5);
@@ -220,6 +243,25 @@ export class MultipartCopier {
       throw new MigrateError("Integrity", `${item.key}: destination md5 ${result.md5} differs from sent ${wholeMd5}`, { temporary: true });
     }
     return info.size;
+  }
+
+  /**
+   * The source's part layout, when reading along it lets the part MD5s check the bytes read: the
+   * destination's parts carry MD5s, the user set no part size, the layout fits the destination's
+   * part limits and half the memory budget, and no upload under way has another part size.
+   */
+  private async sourceLayout(key: string, info: ObjectInfo): Promise<PartLayout | undefined> {
+    const caps = this.destination.capabilities.multipart!;
+    if ((caps.partChecksum ?? "md5") !== "md5" || this.settings.partSize || !this.source.partLayout || this.layoutRefused.has(key)) return undefined;
+    const layout = await this.source.partLayout(key, info);
+    if (!layout) return undefined;
+    const { partSize, parts } = layout;
+    const recorded = this.store.getUpload(key);
+    const fits =
+      partSize >= caps.minPartSize && partSize <= caps.maxPartSize && parts <= caps.maxParts &&
+      partSize <= this.settings.maxMemory / 2 && parts === Math.max(1, Math.ceil(info.size / partSize)) &&
+      (!recorded || recorded.partSize === partSize);
+    return fits ? layout : undefined;
   }
 
   /**
@@ -292,4 +334,11 @@ export class MultipartCopier {
       onRetry: (err: MigrateError, attempt: number, delayMs: number) => this.hooks.onRetry?.(key, err, attempt, delayMs),
     };
   }
+}
+
+/** Hex MD5 of hex part MD5s, as binary, in order: S3's multipart ETag without its "-N". */
+export function md5OfPartMd5s(partMd5s: string[]): string {
+  const h = crypto.createHash("md5");
+  for (const m of partMd5s) h.update(Buffer.from(m, "hex"));
+  return h.digest("hex");
 }

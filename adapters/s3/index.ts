@@ -7,13 +7,13 @@
  */
 import type { Readable } from "node:stream";
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
+import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, PartLayout, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { createS3Client } from "./client.js";
 import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
 import { listObjects } from "./lister.js";
-import { infoFromHeaders } from "./meta.js";
+import { cleanEtag, infoFromHeaders, multipartEtag } from "./meta.js";
 import { MAX_SINGLE_PUT, S3Writer } from "./writer.js";
 
 const MiB = 1024 * 1024;
@@ -85,6 +85,29 @@ export class S3Adapter implements Adapter {
     } catch (err) {
       throw mapS3Error(err, { op: "HeadObject", bucket: this.bucket, key: Key });
     }
+  }
+
+  /**
+   * From the multipart ETag and a HEAD of part 1 (its Content-Length is the part size). A store
+   * that ignores partNumber answers with the whole object, which the part count then refuses;
+   * one that rejects it gets no layout (the copy hashes the whole object instead).
+   */
+  async partLayout(key: string, info: ObjectInfo): Promise<PartLayout | undefined> {
+    const Key = this.fullKey(key);
+    if (!multipartEtag(info.etag)) return undefined;
+    let h;
+    try {
+      h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: 1 }));
+    } catch (err) {
+      const e = mapS3Error(err, { op: "HeadObject (part 1)", bucket: this.bucket, key: Key });
+      if (e.temporary || e.kind === "NotFound") throw e;
+      return undefined;
+    }
+    const etag = multipartEtag(h.ETag, h.ServerSideEncryption, h.SSECustomerAlgorithm);
+    const partSize = h.ContentLength ?? 0;
+    if (!etag || cleanEtag(h.ETag) !== info.etag || partSize <= 0) return undefined;
+    if (etag.parts !== Math.max(1, Math.ceil(info.size / partSize)) || (h.PartsCount !== undefined && h.PartsCount !== etag.parts)) return undefined;
+    return { partSize, ...etag };
   }
 
   /** A whole-object read carries the object's info from the GET response headers. */

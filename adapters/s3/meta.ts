@@ -90,6 +90,16 @@ export function md5FromEtag(etag: string | undefined, sse?: string, ssec?: strin
   return e;
 }
 
+/**
+ * What a multipart upload's ETag stands for: "<hex MD5 of the parts' MD5s>-<part count>".
+ * Undefined for other ETags, and for SSE-KMS and SSE-C objects, whose ETags are not MD5-based.
+ */
+export function multipartEtag(etag: string | undefined, sse?: string, ssec?: string): { md5OfPartMd5s: string; parts: number } | undefined {
+  const m = /^([0-9a-f]{32})-([1-9][0-9]{0,4})$/.exec(cleanEtag(etag)?.toLowerCase() ?? "");
+  if (!m || ssec || (sse && sse.startsWith("aws:kms"))) return undefined;
+  return { md5OfPartMd5s: m[1], parts: Number(m[2]) };
+}
+
 export function isHexMd5(v: string | undefined): v is string {
   return v !== undefined && HEX_MD5.test(v);
 }
