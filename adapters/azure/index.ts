@@ -11,7 +11,7 @@
  *   memory. (Accounts with a hierarchical namespace, ADLS Gen2, list in path-tree order instead
  *   — "a/x" before "a-b" — which this does not repair.)
  *   "Folder" placeholders (name ending in "/" with size 0, or hdi_isfolder=true) are skipped.
- * - mtime: the source mtime is stored as metadata "mtime" (ms) and reported by list and stat.
+ * - mtime: the source mtime is stored as metadata "mtime" (RFC 3339, as rclone does) and reported by list and stat.
  */
 import { PassThrough, pipeline, type Readable } from "node:stream";
 import type { BlobItem, BlockBlobClient, ContainerClient } from "@azure/storage-blob";

@@ -11,7 +11,7 @@
  * Values: HTTP headers carry printable ASCII only and trim surrounding blanks, so a value
  * with anything else is stored RFC 2047-style as "=?UTF-8?B?<base64>?=" (what S3 does) and
  * decoded on read.
- * Reserved names: "mtime" (source mtime, ms since the epoch, decimal) and "md5" (hex MD5 of
+ * Reserved names: "mtime" (source mtime, RFC 3339 with ms, as rclone writes it) and "md5" (hex MD5 of
  * the whole object, written for block-list uploads) are ours: a source's own "mtime"/"md5"
  * metadata is replaced by ours on write, and both are reported as fields, not metadata.
  */
@@ -70,7 +70,7 @@ export function toAzureMetadata(source: ObjectInfo, md5?: string): Metadata {
     if (lower === MTIME_KEY || lower === MD5_KEY) continue;
     out[encodeMetaName(lower)] = encodeMetaValue(value);
   }
-  if (source.mtime !== undefined && Number.isFinite(source.mtime)) out[MTIME_KEY] = String(Math.round(source.mtime));
+  if (source.mtime !== undefined && Number.isFinite(source.mtime)) out[MTIME_KEY] = new Date(Math.round(source.mtime)).toISOString();
   if (md5) out[MD5_KEY] = md5;
   return out;
 }
@@ -104,8 +104,8 @@ export function hex(bytes: Uint8Array | undefined): string | undefined {
 }
 
 /**
- * Our "mtime" metadata: integer ms since the epoch. Also understood: seconds with a fraction
- * ("1700000000.5") and RFC 3339 (what rclone writes to Azure). Anything else → undefined.
+ * Our "mtime" metadata: RFC 3339 (what rclone writes to Azure too). Also understood: integer ms
+ * (what cloudmigrate wrote before) and seconds with a fraction ("1700000000.5"). Anything else → undefined.
  */
 export function parseMtime(v: string): number | undefined {
   if (/^\d+$/.test(v)) return Number(v);

@@ -1,8 +1,9 @@
 /**
  * GCS object resources ⇄ ObjectInfo, and the object-name rules.
  *
- * Preserved mtime lives in user metadata "mtime" (ms since epoch, decimal). On the way back we
- * also understand rclone's RFC 3339 "mtime" and gsutil's "goog-reserved-file-mtime" (seconds).
+ * Preserved mtime lives in user metadata "mtime" as RFC 3339 with ms, as rclone writes it. On the
+ * way back we also understand integer ms (what cloudmigrate wrote before) and gsutil's
+ * "goog-reserved-file-mtime" (seconds).
  * Multipart objects (composed, so GCS has no md5Hash for them) carry their whole-object MD5 in
  * user metadata "md5" (hex). Both bookkeeping keys are reported as `mtime`/`md5`, not as metadata.
  */
@@ -109,7 +110,7 @@ export function resourceFor(source: ObjectInfo, extraMeta?: Record<string, strin
   if (source.contentLanguage) res.contentLanguage = source.contentLanguage;
   const meta: Record<string, string> = {};
   for (const [k, v] of Object.entries(source.metadata ?? {})) meta[k.toLowerCase()] = v;
-  if (source.mtime !== undefined && Number.isFinite(source.mtime)) meta["mtime"] = String(Math.round(source.mtime));
+  if (source.mtime !== undefined && Number.isFinite(source.mtime)) meta["mtime"] = new Date(Math.round(source.mtime)).toISOString();
   Object.assign(meta, extraMeta);
   if (Object.keys(meta).length > 0) res.metadata = meta;
   return res;

@@ -1,8 +1,9 @@
 /**
  * Translating between ObjectInfo and S3's headers / user metadata.
  *
- * - The source mtime is stored as user metadata "mtime" (ms since the epoch, decimal). On read,
- *   "mtime" also accepts rclone's form (seconds with a fraction).
+ * - The source mtime is stored as user metadata "mtime" in rclone's form, seconds since the epoch
+ *   with a fraction ("1700000000.123"), so rclone reads it too. On read, integer ms (what
+ *   cloudmigrate wrote before) is understood as well.
  * - A whole-object md5 we know for a multipart upload is stored as user metadata "md5" (hex).
  * - User metadata values HTTP cannot carry verbatim (non-ASCII, control characters, edge
  *   whitespace) are sent as one RFC 2047 encoded word, `=?UTF-8?B?…?=`, the form S3 itself
@@ -115,7 +116,7 @@ export function writeHeaders(source: ObjectInfo, md5?: string): S3WriteHeaders {
     if (name === MTIME_META || name === MD5_META) continue;
     meta[name] = encodeMetaValue(v);
   }
-  if (source.mtime !== undefined && Number.isFinite(source.mtime)) meta[MTIME_META] = String(Math.round(source.mtime));
+  if (source.mtime !== undefined && Number.isFinite(source.mtime)) meta[MTIME_META] = formatMtime(source.mtime);
   if (md5) meta[MD5_META] = md5;
   return {
     ContentType: encodeHeaderValue(source.contentType),
@@ -127,9 +128,14 @@ export function writeHeaders(source: ObjectInfo, md5?: string): S3WriteHeaders {
   };
 }
 
-/** "1700000000123" (ours, ms) or "1700000000.123456789" (rclone, s) → ms; undefined if neither. */
+/** ms since the epoch → rclone's S3 "mtime": seconds with a fraction, "1700000000.123". */
+export function formatMtime(ms: number): string {
+  return (Math.round(ms) / 1000).toFixed(3);
+}
+
+/** "1700000000.123456789" (rclone's and ours, s) or "1700000000123" (older cloudmigrate, ms) → ms; undefined if neither. */
 export function parseMtime(v: string | undefined): number | undefined {
-  if (!v || !/^\d+(\.\d+)?$/.test(v.trim())) return undefined;
+  if (!v || !/^-?\d+(\.\d+)?$/.test(v.trim())) return undefined;
   const n = Number(v.trim());
   if (!Number.isFinite(n)) return undefined;
   // ms values for any date after 1973 exceed 1e11; seconds stay below it until the year 5138.
