@@ -41,6 +41,8 @@ export interface Endpoint {
   sdk: string;
   /** Environment that points cloudmigrate (and the SDKs) at the emulator. */
   env: Record<string, string>;
+  /** The local folder, for a source on the local disk (warmed before each run). */
+  localDir?: string;
 }
 
 export interface Destination extends Endpoint {
@@ -187,7 +189,7 @@ export class Lab {
   async source(route: RouteName, w: Workload): Promise<Endpoint> {
     if (route.startsWith("s3-")) return this.s3Source(w);
     const dir = this.localSource(w);
-    return { cm: dir, rclone: localRemote(dir), sdk: `fs:${dir}`, env: {} };
+    return { cm: dir, rclone: localRemote(dir), sdk: `fs:${dir}`, env: {}, localDir: dir };
   }
 
   /** A new, empty destination for one run of one tool. */
@@ -298,5 +300,42 @@ export function syncDisks(): void {
     execFileSync("sync", { timeout: 120_000 });
   } catch {
     /* best effort */
+  }
+}
+
+/**
+ * Before a run: sync, then (as root) drop the page, dentry and inode caches and read `localSource`
+ * back in, so every run starts from the same state. Without it each run pays for the files the
+ * runs before it created and deleted: on this VM, `cp -r` of 10,000 small files took 0.4 s on
+ * the first run and 2.5-5.9 s on later ones, all of it kernel time, for every tool alike.
+ * Returns whether the caches were dropped (not possible without root).
+ */
+export function calmDisk(localSource?: string): boolean {
+  syncDisks();
+  let dropped = false;
+  try {
+    fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
+    dropped = true;
+  } catch {
+    /* not root, or no procfs: the runs then share whatever state the disk is in */
+  }
+  if (dropped && localSource) warmTree(localSource);
+  return dropped;
+}
+
+/** Read every file under `dir` once, so its pages and entries are cached as a user's would be. */
+function warmTree(dir: string): void {
+  const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) warmTree(full);
+    else if (e.isFile()) {
+      const fd = fs.openSync(full, "r");
+      try {
+        while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
   }
 }

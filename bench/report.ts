@@ -23,6 +23,8 @@ export interface RunRecord {
   error?: string;
   /** 1-minute load average when the run started (the machine is shared). */
   load1: number;
+  /** The page, dentry and inode caches were dropped before the run (see calmDisk). */
+  cachesDropped?: boolean;
 }
 
 export interface ToolSummary {
@@ -203,6 +205,13 @@ export function renderTable(r: BenchReport): string {
     if (storage?.minio) {
       lines.push(`Emulator storage: MinIO on ${storage.minio}; Azurite ${storage.azurite}; fake-gcs-server ${storage.fakeGcs}. Local folders on ${os.tmpdir()}.`);
     }
+    const runs = r.cases.flatMap((c) => c.tools.flatMap((t) => t.runs));
+    const dropped = runs.filter((run) => run.cachesDropped).length;
+    lines.push(
+      dropped === runs.length
+        ? "Disk state: before every run, caches dropped and a local source read back in (each run starts alike)."
+        : `Disk state: caches dropped before ${dropped} of ${runs.length} runs (needs root); the others inherit earlier runs' deleted files.`,
+    );
   }
   if (r.scale.length) {
     lines.push("");

@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseOptions, type BenchOptions, type RouteName, type Workload } from "./options.js";
 import { hasGnuTime, killCurrent, measure } from "./measure.js";
-import { Lab, emulatorStorage, repoRoot, syncDisks, type Destination, type Endpoint, type EngineSnapshot } from "./lab.js";
+import { Lab, calmDisk, emulatorStorage, repoRoot, syncDisks, type Destination, type Endpoint, type EngineSnapshot } from "./lab.js";
 import { rcloneBin, rcloneCopyArgs, rcloneEnv, rcloneVersion } from "./rclone.js";
 import { keyOf, treeTotals } from "./sources.js";
 import {
@@ -110,12 +110,12 @@ async function runOnce(lab: Lab, route: RouteName, src: Endpoint, spec: ToolSpec
   try {
     dst = await lab.destination(route);
     const inv = spec.invoke(src, dst, stateDir);
-    syncDisks();
+    const calm = calmDisk(src.localDir);
     const load1 = os.loadavg()[0];
     const emuBefore = lab.emulatorCpuMs();
     const m = await measure(inv.cmd, inv.args, { env: inv.env, cwd: repoRoot, timeoutMs: o.timeoutMs });
     const emuAfter = lab.emulatorCpuMs();
-    const rec: RunRecord = { wallMs: m.wallMs, peakRss: m.peakRss, cpuMs: m.cpuMs, boxCpuMs: m.boxCpuMs, ok: false, load1 };
+    const rec: RunRecord = { wallMs: m.wallMs, peakRss: m.peakRss, cpuMs: m.cpuMs, boxCpuMs: m.boxCpuMs, ok: false, load1, cachesDropped: calm };
     if (emuBefore && emuAfter) {
       rec.emulatorCpuMs = Object.fromEntries(Object.entries(emuAfter).map(([name, ms]) => [name, ms - (emuBefore[name] ?? 0)]));
     }
