@@ -60,6 +60,8 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
  * it runs (`npm run build` elsewhere would otherwise mix engine versions into one table).
  */
 export interface EngineSnapshot {
+  /** The copy's folder. */
+  dir: string;
   /** bin/migrate of the copy. */
   migrateBin: string;
   /** dist/bench of the copy (sdk-baseline.js, scale.js). */
@@ -73,7 +75,7 @@ function snapshotEngine(root: string): EngineSnapshot {
   fs.cpSync(path.join(repoRoot, "bin"), path.join(dir, "bin"), { recursive: true });
   fs.copyFileSync(path.join(repoRoot, "package.json"), path.join(dir, "package.json"));
   fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
-  return { migrateBin: path.join(dir, "bin", "migrate"), benchDir: path.join(dir, "dist", "bench") };
+  return { dir, migrateBin: path.join(dir, "bin", "migrate"), benchDir: path.join(dir, "dist", "bench") };
 }
 
 /**
@@ -304,13 +306,14 @@ export function syncDisks(): void {
 }
 
 /**
- * Before a run: sync, then (as root) drop the page, dentry and inode caches and read `localSource`
- * back in, so every run starts from the same state. Without it each run pays for the files the
- * runs before it created and deleted: on this VM, `cp -r` of 10,000 small files took 0.4 s on
- * the first run and 2.5-5.9 s on later ones, all of it kernel time, for every tool alike.
- * Returns whether the caches were dropped (not possible without root).
+ * Before a run: sync, then (as root) drop the page, dentry and inode caches and read back in the
+ * tools' own files and `also` (the engine snapshot, a local source), so every run starts from the same, warm state. Without it
+ * each run pays for the files the runs before it created and deleted: on this VM, `cp -r` of
+ * 10,000 small files took 0.4 s on the first run and 2.5-5.9 s on later ones, all of it kernel
+ * time, for every tool alike. (Left cold, the tools' files cost rclone 0.10-0.17 s a run and
+ * cloudmigrate 0.06-0.10 s.) Returns whether the caches were dropped (not possible without root).
  */
-export function calmDisk(localSource?: string): boolean {
+export function calmDisk(also: (string | undefined)[]): boolean {
   syncDisks();
   let dropped = false;
   try {
@@ -319,23 +322,31 @@ export function calmDisk(localSource?: string): boolean {
   } catch {
     /* not root, or no procfs: the runs then share whatever state the disk is in */
   }
-  if (dropped && localSource) warmTree(localSource);
-  return dropped;
+  if (!dropped) return false;
+  for (const p of [process.execPath, onPath("rclone"), path.join(repoRoot, "node_modules"), ...also]) if (p) warm(p);
+  return true;
 }
 
-/** Read every file under `dir` once, so its pages and entries are cached as a user's would be. */
-function warmTree(dir: string): void {
-  const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) warmTree(full);
-    else if (e.isFile()) {
-      const fd = fs.openSync(full, "r");
-      try {
-        while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
-      } finally {
-        fs.closeSync(fd);
-      }
+/** `name`'s file on PATH, if any. */
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const p = dir && path.join(dir, name);
+    if (p && fs.statSync(p, { throwIfNoEntry: false })?.isFile()) return p;
+  }
+  return undefined;
+}
+
+/** Read a file, or every file under a folder (links not followed), once, so the kernel caches it. */
+function warm(p: string, buf = Buffer.allocUnsafe(8 * 1024 * 1024)): void {
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (st?.isDirectory()) {
+    for (const name of fs.readdirSync(p)) warm(path.join(p, name), buf);
+  } else if (st?.isFile()) {
+    const fd = fs.openSync(p, "r");
+    try {
+      while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 }

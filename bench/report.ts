@@ -209,7 +209,7 @@ export function renderTable(r: BenchReport): string {
     const dropped = runs.filter((run) => run.cachesDropped).length;
     lines.push(
       dropped === runs.length
-        ? "Disk state: before every run, caches dropped and a local source read back in (each run starts alike)."
+        ? "Disk state: before every run, caches dropped, then both tools' files and a local source read back in (each run starts alike, warm)."
         : `Disk state: caches dropped before ${dropped} of ${runs.length} runs (needs root); the others inherit earlier runs' deleted files.`,
     );
   }

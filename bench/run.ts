@@ -110,7 +110,7 @@ async function runOnce(lab: Lab, route: RouteName, src: Endpoint, spec: ToolSpec
   try {
     dst = await lab.destination(route);
     const inv = spec.invoke(src, dst, stateDir);
-    const calm = calmDisk(src.localDir);
+    const calm = calmDisk([lab.engine.dir, src.localDir]);
     const load1 = os.loadavg()[0];
     const emuBefore = lab.emulatorCpuMs();
     const m = await measure(inv.cmd, inv.args, { env: inv.env, cwd: repoRoot, timeoutMs: o.timeoutMs });
