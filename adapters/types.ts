@@ -51,6 +51,15 @@ export interface PartLayout {
   parts: number;
   /** Hex MD5 of the parts' binary MD5s, concatenated in order. */
   md5OfPartMd5s: string;
+  /** The service kept each part's CRC32C: partChecksum() gives it, part by part. */
+  partCrc32c?: boolean;
+}
+
+/** One part of an object, as the service recorded it. */
+export interface PartChecksum {
+  size: number;
+  /** Base64 CRC32C of the part's bytes. */
+  crc32c: string;
 }
 
 /** What the destination says it stored. */
@@ -238,6 +247,13 @@ export interface Adapter {
    * read against the source, without a pass over the whole object.
    */
   partLayout?(key: string, info: ObjectInfo): Promise<PartLayout | undefined>;
+  /**
+   * Part `partNumber` (from 1) of the object version `info` stands for (its ETag), for a layout
+   * with `partCrc32c`: undefined if the service kept no CRC32C for it; a ConditionNotMatch error
+   * if the object changed since. A copy into a destination whose parts carry CRC32Cs can check
+   * the bytes read against these, hardware-fast, instead of an MD5 pass over the whole object.
+   */
+  partChecksum?(key: string, partNumber: number, info: ObjectInfo): Promise<PartChecksum | undefined>;
 
   multipart?: MultipartSteps;
 

@@ -230,6 +230,7 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     computeMd5: inner.computeMd5?.bind(inner),
     digestParts: inner.digestParts?.bind(inner),
     partLayout: inner.partLayout && ((key, info) => request(() => inner.partLayout!(key, info))),
+    partChecksum: inner.partChecksum && ((key, n, info) => request(() => inner.partChecksum!(key, n, info))),
     multipart,
     close: inner.close?.bind(inner),
   };

@@ -14,11 +14,17 @@
  * Azure transactional MD5); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
  *
- * A source that reports its part layout (an S3 multipart object: the MD5 of its parts' MD5s)
- * copied into a destination whose parts carry MD5s (Azure) is read along that layout: the part
- * MD5s the destination needs then also prove the bytes read are the source's. With the source's
- * whole MD5 known too, no whole-object MD5 is chained. A layout that does not check out (S3 does
- * not promise equal parts) is set aside for that object, which is copied again the usual way.
+ * A source that reports its part layout (an S3 multipart object) lets the bytes read be checked
+ * against the source part by part instead of by a whole-object MD5:
+ * - into a destination whose parts carry MD5s (Azure), parts are the source's parts, and the
+ *   part MD5s the destination needs also prove, by the MD5 of their MD5s (S3's ETag), that the
+ *   bytes read are the source's;
+ * - into one whose parts carry CRC32Cs (S3, GCS), from a source that kept each part's CRC32C,
+ *   a part is a run of whole source parts, each checked against its CRC32C (hardware-fast; the
+ *   service's record of the part, asked If-Match the ETag, so a changed object fails the check).
+ * With the source's whole MD5 known, no whole-object MD5 is chained then (into CRC32C parts the
+ * layout is used only then). A layout that does not check out (S3 does not promise equal
+ * parts) is set aside for that object, which is copied again the usual way.
  *
  * A destination that needs the MD5 at the start (S3) from a source that lacks it (a local file)
  * gets one pass before the upload: the MD5 and every part's CRC32C. Parts then go with those
@@ -28,7 +34,7 @@
  */
 import pLimit from "p-limit";
 import crypto from "node:crypto";
-import type { Adapter, ObjectInfo, PartLayout } from "../adapters/types.js";
+import type { Adapter, ObjectInfo, PartChecksum, PartLayout } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
 import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
@@ -100,13 +106,15 @@ export class MultipartCopier {
     const steps = this.destination.multipart!;
     const info = await this.source.stat(item.key);
     const caps = this.destination.capabilities.multipart!;
-    const layout = await this.sourceLayout(item.key, info);
-    const partSize = layout?.partSize ?? choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
+    const via = await this.sourceLayout(item.key, info);
+    const partSize = via?.partSize ?? choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
     const partCount = Math.max(1, Math.ceil(info.size / partSize));
     const { upload, partCrc32c } = await this.uploadFor(item.key, info, partSize);
     // The whole MD5 is already known and the bytes read are checked another way: by the pass
     // before the upload (its CRC32Cs go with the parts), or against the source's layout.
-    const knownMd5 = partCrc32c || (layout && info.md5) ? info.md5 : undefined;
+    const knownMd5 = partCrc32c || (via && info.md5) ? info.md5 : undefined;
+    // Each source part read is checked against its CRC32C (destination parts carry CRC32Cs).
+    const checkedPartSize = via?.check === "crc32c" ? via.layout.partSize : undefined;
 
     const committed = new Map(upload.parts.map((p) => [p.partNumber, p]));
     // The whole-object MD5, advanced part by part in order on a hash worker.
@@ -152,7 +160,11 @@ export class MultipartCopier {
           const body = this.buffers.take(length);
           let settled: Promise<unknown> = Promise.resolve();
           try {
+            // Asked while the part is read; a failure is taken when awaited (not unhandled if the read fails first).
+            const sourceParts = checkedPartSize ? this.sourcePartChecksums(item.key, info, checkedPartSize, start, length) : undefined;
+            sourceParts?.catch(() => undefined);
             await this.readPart(item.key, start, body);
+            if (checkedPartSize && sourceParts) this.checkSourceParts(item.key, body, start, checkedPartSize, await sourceParts);
             const partHash =
               partCrc32c ? Promise.resolve(partCrc32c[n - 1])
               : caps.partChecksum === "crc32c" ? Promise.resolve(crc32cBase64(body))
@@ -199,6 +211,11 @@ export class MultipartCopier {
       if (!err.temporary && !(err instanceof Interrupted) && err.kind !== "Integrity") {
         // A permanent failure: this upload cannot be finished, so it must not be left billed.
         await this.abandon(item.key, upload.uploadId);
+        if (err.kind === "ConditionNotMatch" && via?.check === "crc32c") {
+          // A source part's checksum, asked If-Match the listed ETag: the object changed since.
+          // Its parts already sent are gone with the upload; the retry copies the new version.
+          throw new MigrateError("Integrity", `${item.key}: changed at the source while being copied; copying it again`, { temporary: true, cause: err });
+        }
       } else if (partCrc32c && err.kind === "Integrity") {
         // The source changed since its digest pass: parts already sent hold the old bytes.
         await this.abandon(item.key, upload.uploadId);
@@ -207,14 +224,14 @@ export class MultipartCopier {
     }
 
     const parts = [...committed.values()].sort((a, b) => a.partNumber - b.partNumber);
-    if (layout) {
+    if (via?.check === "md5") {
       const read = md5OfPartMd5s(parts.map((p) => p.checksum));
-      if (read !== layout.md5OfPartMd5s) {
+      if (read !== via.layout.md5OfPartMd5s) {
         this.layoutRefused.add(item.key);
         await this.abandon(item.key, upload.uploadId);
         throw new MigrateError(
           "Integrity",
-          `${item.key}: the ${partCount} parts read (MD5 of MD5s ${read}) do not match the source's ${layout.md5OfPartMd5s}; copying it again, hashed whole`,
+          `${item.key}: the ${partCount} parts read (MD5 of MD5s ${read}) do not match the source's ${via.layout.md5OfPartMd5s}; copying it again, hashed whole`,
           { temporary: true },
         );
       }
@@ -246,22 +263,67 @@ export class MultipartCopier {
   }
 
   /**
-   * The source's part layout, when reading along it lets the part MD5s check the bytes read: the
-   * destination's parts carry MD5s, the user set no part size, the layout fits the destination's
-   * part limits and half the memory budget, and no upload under way has another part size.
+   * The source's part layout and the destination part size that follows it, when reading along
+   * it checks the bytes read: into MD5 parts (one source part each), or into CRC32C parts (whole
+   * source parts, as many as fit the destination's preferred part size) from a source that kept
+   * part CRC32Cs and whose whole MD5 is known. Only when the user set no part size, the parts fit
+   * the destination's limits and half the memory budget, and no upload under way has another
+   * part size.
    */
-  private async sourceLayout(key: string, info: ObjectInfo): Promise<PartLayout | undefined> {
+  private async sourceLayout(key: string, info: ObjectInfo): Promise<{ layout: PartLayout; partSize: number; check: "md5" | "crc32c" } | undefined> {
     const caps = this.destination.capabilities.multipart!;
-    if ((caps.partChecksum ?? "md5") !== "md5" || this.settings.partSize || !this.source.partLayout || this.layoutRefused.has(key)) return undefined;
+    const check = caps.partChecksum ?? "md5";
+    if (this.settings.partSize || !this.source.partLayout || this.layoutRefused.has(key)) return undefined;
+    if (check === "crc32c" && (!info.md5 || !this.source.partChecksum)) return undefined;
     const layout = await this.source.partLayout(key, info);
-    if (!layout) return undefined;
-    const { partSize, parts } = layout;
+    if (!layout || (check === "crc32c" && !layout.partCrc32c)) return undefined;
+    const group = check === "md5" ? 1 : Math.max(1, Math.floor((caps.defaultPartSize ?? DEFAULT_PART_SIZE) / layout.partSize));
+    const partSize = layout.partSize * group;
     const recorded = this.store.getUpload(key);
     const fits =
-      partSize >= caps.minPartSize && partSize <= caps.maxPartSize && parts <= caps.maxParts &&
-      partSize <= this.settings.maxMemory / 2 && parts === Math.max(1, Math.ceil(info.size / partSize)) &&
+      partSize >= caps.minPartSize && partSize <= caps.maxPartSize && Math.ceil(info.size / partSize) <= caps.maxParts &&
+      partSize <= this.settings.maxMemory / 2 && layout.parts === Math.max(1, Math.ceil(info.size / layout.partSize)) &&
       (!recorded || recorded.partSize === partSize);
-    return fits ? layout : undefined;
+    return fits ? { layout, partSize, check } : undefined;
+  }
+
+  /**
+   * What the source recorded for each of its parts in the `length` bytes from `start`. A
+   * ConditionNotMatch error if the object changed since `info`.
+   */
+  private sourcePartChecksums(key: string, info: ObjectInfo, sourcePartSize: number, start: number, length: number): Promise<(PartChecksum | undefined)[]> {
+    const first = start / sourcePartSize + 1;
+    const count = Math.ceil(length / sourcePartSize);
+    return Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        withRetry(this.hooks.retry, () => this.source.partChecksum!(key, first + i, info), this.retryHooks(key)),
+      ),
+    );
+  }
+
+  /**
+   * The bytes read against the source's parts: a part of another size means unequal parts (the
+   * layout is set aside and the object copied again the usual way); another CRC32C means bytes
+   * that are not the source's (read again).
+   */
+  private checkSourceParts(key: string, body: Buffer, start: number, sourcePartSize: number, recorded: (PartChecksum | undefined)[]): void {
+    recorded.forEach((part, i) => {
+      const n = start / sourcePartSize + 1 + i;
+      const from = i * sourcePartSize;
+      const length = Math.min(sourcePartSize, body.length - from);
+      if (!part || part.size !== length) {
+        this.layoutRefused.add(key);
+        throw new MigrateError(
+          "Integrity",
+          `${key}: source part ${n} is ${part ? `${part.size} bytes, not ${length}` : "without a CRC32C"}; copying it again, hashed whole`,
+          { temporary: true },
+        );
+      }
+      const read = crc32cBase64(body.subarray(from, from + length));
+      if (read !== part.crc32c) {
+        throw new MigrateError("Integrity", `${key}: bytes read for source part ${n} have CRC32C ${read}, the source's is ${part.crc32c}`, { temporary: true });
+      }
+    });
   }
 
   /**

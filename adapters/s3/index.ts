@@ -7,7 +7,7 @@
  */
 import type { Readable } from "node:stream";
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, PartLayout, WriteOptions, WriteResult } from "../types.js";
+import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, PartChecksum, PartLayout, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { createS3Client } from "./client.js";
 import type { LeanS3 } from "./lean.js";
@@ -90,14 +90,16 @@ export class S3Adapter implements Adapter {
   /**
    * From the multipart ETag and a HEAD of part 1 (its Content-Length is the part size). A store
    * that ignores partNumber answers with the whole object, which the part count then refuses;
-   * one that rejects it gets no layout (the copy hashes the whole object instead).
+   * one that rejects it gets no layout (the copy hashes the whole object instead). `partCrc32c`
+   * when part 1 has a CRC32C of its own: an upload made with CRC32C parts (as cloudmigrate's
+   * are), not one whose checksum covers the full object.
    */
   async partLayout(key: string, info: ObjectInfo): Promise<PartLayout | undefined> {
     const Key = this.fullKey(key);
     if (!multipartEtag(info.etag)) return undefined;
     let h;
     try {
-      h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: 1 }));
+      h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: 1, ChecksumMode: "ENABLED" }));
     } catch (err) {
       const e = mapS3Error(err, { op: "HeadObject (part 1)", bucket: this.bucket, key: Key });
       if (e.temporary || e.kind === "NotFound") throw e;
@@ -107,7 +109,22 @@ export class S3Adapter implements Adapter {
     const partSize = h.ContentLength ?? 0;
     if (!etag || cleanEtag(h.ETag) !== info.etag || partSize <= 0) return undefined;
     if (etag.parts !== Math.max(1, Math.ceil(info.size / partSize)) || (h.PartsCount !== undefined && h.PartsCount !== etag.parts)) return undefined;
-    return { partSize, ...etag };
+    return { partSize, ...etag, partCrc32c: Boolean(h.ChecksumCRC32C) && h.ChecksumType !== "FULL_OBJECT" };
+  }
+
+  /** HEAD of one part, If-Match the ETag of `info`: its Content-Length and CRC32C. */
+  async partChecksum(key: string, partNumber: number, info: ObjectInfo): Promise<PartChecksum | undefined> {
+    const Key = this.fullKey(key);
+    let h;
+    try {
+      h = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: partNumber, ChecksumMode: "ENABLED", IfMatch: info.etag && `"${info.etag}"` }),
+      );
+    } catch (err) {
+      throw mapS3Error(err, { op: `HeadObject (part ${partNumber})`, bucket: this.bucket, key: Key });
+    }
+    if (!h.ChecksumCRC32C || h.ContentLength === undefined || h.ChecksumType === "FULL_OBJECT") return undefined;
+    return { size: h.ContentLength, crc32c: h.ChecksumCRC32C };
   }
 
   /** A whole-object read carries the object's info from the GET response headers. */

@@ -573,6 +573,59 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
+  it("an S3 multipart object overwritten mid-copy: its parts' checksums are refused, the upload dropped, the new version copied", async () => {
+    const a = await open(`${root}/changing`);
+    const dst = await open(`${root}/changing-copy`);
+    // 23 MiB in 5 MiB parts with their CRC32Cs and the whole MD5: copied into 15 MiB parts,
+    // each checked against three source parts' CRC32Cs.
+    const partSize = 5 * 1024 * 1024;
+    const old = randomBytes(23 * 1024 * 1024);
+    const info = src("big.bin", old.length, { md5: md5(old), mtime: 1_600_000_000_000 });
+    const id = await a.multipart!.startUpload("big.bin", info, partSize);
+    const parts = [];
+    for (let n = 1, off = 0; off < old.length; n++, off += partSize) {
+      const body = old.subarray(off, off + partSize);
+      parts.push({ partNumber: n, size: body.length, checksum: crc32cBase64(body), etag: await a.multipart!.uploadPart("big.bin", id, n, body, crc32cBase64(body)) });
+    }
+    await a.multipart!.completeUpload("big.bin", id, parts, info, md5(old));
+    // Overwritten (another size, another mtime) just before the checksums of the second
+    // destination part (source parts 4 and 5) are asked; one part in flight keeps it in order.
+    const fresh = randomBytes(old.length - 1000);
+    let overwritten = false;
+    const source: Adapter = Object.assign(Object.create(a) as Adapter, {
+      async partChecksum(key: string, n: number, listed: ObjectInfo) {
+        if (n === 4 && !overwritten) {
+          overwritten = true;
+          await a.write(key, Readable.from([fresh]), src(key, fresh.length, { mtime: 1_700_000_000_000 }), { md5: md5(fresh) });
+        }
+        return a.partChecksum!(key, n, listed);
+      },
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-changing-"));
+    const store = SqliteCheckpoint.create(path.join(dir, "j.sqlite"), {
+      id: "t",
+      source: `${root}/changing`,
+      destination: `${root}/changing-copy`,
+      options: { include: [], exclude: [], compare: "default", delete: false },
+    });
+    await plan({ source, destination: dst, store, options: store.job.options });
+    const retries: string[] = [];
+    const result = await new Copier(source, dst, store, {
+      concurrency: 1,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { threshold: 8 * 1024 * 1024, partConcurrency: 1, maxMemory: 64 * 1024 * 1024 },
+      onEvent: (e) => e.type === "retry" && retries.push(e.error),
+    }).run();
+    store.close();
+    expect(overwritten).toBe(true);
+    expect(result).toMatchObject({ copied: 1, failed: 0 });
+    expect(retries).toHaveLength(1);
+    expect(retries[0]).toMatch(/changed at the source while being copied/);
+    expect((await readAll(await dst.read("big.bin"))).equals(fresh)).toBe(true);
+    expect(await dst.stat("big.bin")).toMatchObject({ size: fresh.length, md5: md5(fresh), mtime: 1_700_000_000_000 });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
   it("a whole body sent with only its CRC32C: S3 checks it and reports it with its own md5; a wrong one stores nothing", async () => {
     const a = await open(`${root}/crc-only`);
     for (const key of ["first", "second"]) {

@@ -1,13 +1,15 @@
 /**
- * S3 multipart objects into Azure, read along the source's part layout: the block MD5s Azure
- * checks on arrival also prove, against the S3 multipart ETag, that the bytes read are the
- * source's. A layout that does not check out (unequal parts) is set aside and the object copied
- * again, hashed whole.
+ * S3 multipart objects read along the source's part layout instead of hashed whole:
+ * - into Azure, the block MD5s Azure checks on arrival also prove, against the S3 multipart
+ *   ETag, that the bytes read are the source's;
+ * - into S3 and GCS, each source part read is checked against the CRC32C S3 kept for it.
+ * A layout that does not check out (unequal parts) is set aside and the object copied again,
+ * hashed whole.
  */
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAdapter, parseLocation } from "../../adapters/index.js";
@@ -15,6 +17,7 @@ import { multipartEtag } from "../../adapters/s3/meta.js";
 import { md5OfPartMd5s } from "../../src/multipart.js";
 import { objectEvents, parseEvents, runCli, summaryOf, tempDir } from "../helpers/cli.js";
 import { seededBytes } from "../helpers/streams.js";
+import { caught } from "../helpers/errors.js";
 import { startServices, type Services } from "../emulators/all.js";
 
 const MiB = 1024 * 1024;
@@ -22,7 +25,7 @@ let services: Services;
 let base: string;
 
 beforeAll(async () => {
-  services = await startServices(["s3", "az"]);
+  services = await startServices(["s3", "az", "gs"]);
   base = tempDir("layout");
 }, 120_000);
 
@@ -126,5 +129,116 @@ describe("an S3 multipart object into Azure", () => {
     const a = await createAdapter(parseLocation(dst), { env: { ...process.env, ...services.env } });
     expect((await a.stat("odd.bin")).md5).toBe(md5(whole));
     await a.close?.();
+  }, 120_000);
+});
+
+/** Size of part 1 of a multipart object at s3://bucket/prefix + key, as S3 reports it. */
+async function s3PartOneSize(url: string, key: string): Promise<number | undefined> {
+  const [bucket, ...prefix] = url.replace(/^s3:\/\//, "").split("/");
+  const client = s3Client();
+  try {
+    const h = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: [...prefix, key].join("/"), PartNumber: 1 }));
+    return h.ContentLength;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** A 23 MiB object uploaded by cloudmigrate in 5 MiB parts (each with its CRC32C, and the whole MD5 as metadata). */
+async function seededSource(tag: string): Promise<{ bucket: string; body: Buffer; env: Record<string, string> }> {
+  const srcDir = path.join(base, `src-${tag}`);
+  fs.mkdirSync(srcDir);
+  const body = seededBytes(23 * MiB, 11);
+  fs.writeFileSync(path.join(srcDir, "big.bin"), body);
+  const bucket = await services.s3!.createBucket();
+  const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, `state-${tag}`) };
+  const seed = await runCli([srcDir, bucket, "--multipart-threshold", "5M", "--part-size", "5M", "--json"], { env });
+  expect(seed.code).toBe(0);
+  return { bucket, body, env };
+}
+
+describe("an S3 multipart object with part CRC32Cs into S3 or GCS", () => {
+  it("into S3: parts of three whole source parts, each checked by its CRC32C; MD5 kept", async (ctx) => {
+    if (!services.s3) ctx.skip("s3 emulator not installed");
+    const { bucket, body, env } = await seededSource("crc-s3");
+    const src = await createAdapter(parseLocation(bucket), { env: { ...process.env, ...services.env } });
+    expect(await src.partLayout!("big.bin", await src.stat("big.bin"))).toMatchObject({ partSize: 5 * MiB, parts: 5, partCrc32c: true });
+    await src.close?.();
+
+    const dst = `${await services.s3!.createBucket()}/copy`;
+    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
+    expect(r.code).toBe(0);
+    expect(parseEvents(r.stdout).filter((e) => e.event === "retry")).toEqual([]);
+    // 15 MiB: three whole 5 MiB source parts, where S3's default would be 16 MiB.
+    expect(await s3PartOneSize(dst, "big.bin")).toBe(15 * MiB);
+    expect(md5(await bytesAt(dst, "big.bin"))).toBe(md5(body));
+    const a = await createAdapter(parseLocation(dst), { env: { ...process.env, ...services.env } });
+    expect((await a.stat("big.bin")).md5).toBe(md5(body));
+    await a.close?.();
+  }, 120_000);
+
+  it("into GCS: byte-identical, MD5 kept, diff --checksum agrees", async (ctx) => {
+    if (!services.s3 || !services.gs) ctx.skip("s3 or gcs emulator not installed");
+    const { bucket, body, env } = await seededSource("crc-gs");
+    const dst = `${await services.gs!.createBucket()}/copy`;
+    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
+    expect(r.code).toBe(0);
+    expect(parseEvents(r.stdout).filter((e) => e.event === "retry")).toEqual([]);
+    expect(md5(await bytesAt(dst, "big.bin"))).toBe(md5(body));
+    const a = await createAdapter(parseLocation(dst), { env: { ...process.env, ...services.env } });
+    expect((await a.stat("big.bin")).md5).toBe(md5(body));
+    await a.close?.();
+    const diff = await runCli(["diff", bucket, dst, "--checksum"], { env });
+    expect(diff.code).toBe(0);
+  }, 120_000);
+
+  it("with unequal parts: the layout is set aside after one retry and the copy is byte-identical", async (ctx) => {
+    if (!services.s3) ctx.skip("s3 emulator not installed");
+    // Parts of 6, 5 and 6 MiB with their CRC32Cs, and the whole MD5 as metadata: part 1's size
+    // and the part count fit a 6 MiB layout, whose second part is then 5 MiB, not 6.
+    const parts = [seededBytes(6 * MiB, 31), seededBytes(5 * MiB, 32), seededBytes(6 * MiB, 33)];
+    const whole = Buffer.concat(parts);
+    const bucket = await services.s3!.createBucket();
+    const Bucket = bucket.slice("s3://".length);
+    const client = s3Client();
+    try {
+      const { UploadId } = await client.send(
+        new CreateMultipartUploadCommand({ Bucket, Key: "odd.bin", ChecksumAlgorithm: "CRC32C", Metadata: { md5: md5(whole) } }),
+      );
+      const done = [];
+      for (let i = 0; i < parts.length; i++) {
+        const out = await client.send(new UploadPartCommand({ Bucket, Key: "odd.bin", UploadId, PartNumber: i + 1, Body: parts[i], ChecksumAlgorithm: "CRC32C" }));
+        done.push({ ETag: out.ETag, PartNumber: i + 1, ChecksumCRC32C: out.ChecksumCRC32C });
+      }
+      await client.send(new CompleteMultipartUploadCommand({ Bucket, Key: "odd.bin", UploadId, MultipartUpload: { Parts: done } }));
+    } finally {
+      client.destroy();
+    }
+
+    const dst = `${await services.s3!.createBucket()}/odd`;
+    const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-crc-odd") };
+    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
+    expect(r.code).toBe(0);
+    const retries = parseEvents(r.stdout).filter((e) => e.event === "retry");
+    expect(retries).toHaveLength(1);
+    expect(String(retries[0].error)).toMatch(/source part 2 is 5242880 bytes, not 6291456/);
+    expect(md5(await bytesAt(dst, "odd.bin"))).toBe(md5(whole));
+    expect(await s3PartOneSize(dst, "odd.bin")).toBe(16 * MiB);
+  }, 120_000);
+
+  it("a part's checksum is refused for an object that changed since it was listed", async (ctx) => {
+    if (!services.s3) ctx.skip("s3 emulator not installed");
+    const { bucket } = await seededSource("crc-changed");
+    const src = await createAdapter(parseLocation(bucket), { env: { ...process.env, ...services.env } });
+    const before = await src.stat("big.bin");
+    expect(await src.partChecksum!("big.bin", 2, before)).toMatchObject({ size: 5 * MiB });
+    const client = s3Client();
+    try {
+      await client.send(new PutObjectCommand({ Bucket: bucket.slice("s3://".length), Key: "big.bin", Body: Buffer.from("new") }));
+    } finally {
+      client.destroy();
+    }
+    expect(await caught(src.partChecksum!("big.bin", 2, before))).toMatchObject({ kind: "ConditionNotMatch" });
+    await src.close?.();
   }, 120_000);
 });
