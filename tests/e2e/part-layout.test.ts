@@ -52,6 +52,31 @@ async function blockSizes(url: string, key: string): Promise<number[]> {
   return (list.committedBlocks ?? []).map((b) => b.size);
 }
 
+/**
+ * A new bucket holding "odd.bin" uploaded straight through the SDK in `parts` as given (S3
+ * allows unequal parts); `crc32c`: with each part's CRC32C and the whole MD5 as metadata "md5".
+ */
+async function unequalPartsObject(parts: Buffer[], crc32c: boolean): Promise<string> {
+  const bucket = await services.s3!.createBucket();
+  const Bucket = bucket.slice("s3://".length);
+  const Key = "odd.bin";
+  const ChecksumAlgorithm = crc32c ? "CRC32C" : undefined;
+  const client = s3Client();
+  try {
+    const Metadata = crc32c ? { md5: md5(Buffer.concat(parts)) } : undefined;
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key, ChecksumAlgorithm, Metadata }));
+    const done = [];
+    for (let i = 0; i < parts.length; i++) {
+      const out = await client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body: parts[i], ChecksumAlgorithm }));
+      done.push({ ETag: out.ETag, PartNumber: i + 1, ChecksumCRC32C: out.ChecksumCRC32C });
+    }
+    await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: done } }));
+  } finally {
+    client.destroy();
+  }
+  return bucket;
+}
+
 function s3Client(): S3Client {
   const env = services.env;
   return new S3Client({
@@ -100,20 +125,7 @@ describe("an S3 multipart object into Azure", () => {
     // reads 6, 6 and 5 MiB, whose MD5s are not the ETag's.
     const parts = [seededBytes(6 * MiB, 21), seededBytes(5 * MiB, 22), seededBytes(6 * MiB, 23)];
     const whole = Buffer.concat(parts);
-    const bucket = await services.s3!.createBucket();
-    const Bucket = bucket.slice("s3://".length);
-    const client = s3Client();
-    try {
-      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key: "odd.bin" }));
-      const done = [];
-      for (let i = 0; i < parts.length; i++) {
-        const { ETag } = await client.send(new UploadPartCommand({ Bucket, Key: "odd.bin", UploadId, PartNumber: i + 1, Body: parts[i] }));
-        done.push({ ETag, PartNumber: i + 1 });
-      }
-      await client.send(new CompleteMultipartUploadCommand({ Bucket, Key: "odd.bin", UploadId, MultipartUpload: { Parts: done } }));
-    } finally {
-      client.destroy();
-    }
+    const bucket = await unequalPartsObject(parts, false);
 
     const dst = `${await services.az!.createBucket()}/odd`;
     const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-2") };
@@ -198,22 +210,7 @@ describe("an S3 multipart object with part CRC32Cs into S3 or GCS", () => {
     // and the part count fit a 6 MiB layout, whose second part is then 5 MiB, not 6.
     const parts = [seededBytes(6 * MiB, 31), seededBytes(5 * MiB, 32), seededBytes(6 * MiB, 33)];
     const whole = Buffer.concat(parts);
-    const bucket = await services.s3!.createBucket();
-    const Bucket = bucket.slice("s3://".length);
-    const client = s3Client();
-    try {
-      const { UploadId } = await client.send(
-        new CreateMultipartUploadCommand({ Bucket, Key: "odd.bin", ChecksumAlgorithm: "CRC32C", Metadata: { md5: md5(whole) } }),
-      );
-      const done = [];
-      for (let i = 0; i < parts.length; i++) {
-        const out = await client.send(new UploadPartCommand({ Bucket, Key: "odd.bin", UploadId, PartNumber: i + 1, Body: parts[i], ChecksumAlgorithm: "CRC32C" }));
-        done.push({ ETag: out.ETag, PartNumber: i + 1, ChecksumCRC32C: out.ChecksumCRC32C });
-      }
-      await client.send(new CompleteMultipartUploadCommand({ Bucket, Key: "odd.bin", UploadId, MultipartUpload: { Parts: done } }));
-    } finally {
-      client.destroy();
-    }
+    const bucket = await unequalPartsObject(parts, true);
 
     const dst = `${await services.s3!.createBucket()}/odd`;
     const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-crc-odd") };
