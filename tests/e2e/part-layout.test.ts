@@ -88,17 +88,35 @@ function s3Client(): S3Client {
   });
 }
 
+/** Size of part 1 of a multipart object at s3://bucket/prefix + key, as S3 reports it. */
+async function s3PartOneSize(url: string, key: string): Promise<number | undefined> {
+  const [bucket, ...prefix] = url.replace(/^s3:\/\//, "").split("/");
+  const client = s3Client();
+  try {
+    const h = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: [...prefix, key].join("/"), PartNumber: 1 }));
+    return h.ContentLength;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** An object (23 MiB unless said) uploaded by cloudmigrate in 5 MiB parts (each with its CRC32C, and the whole MD5 as metadata). */
+async function seededSource(tag: string, size = 23 * MiB): Promise<{ bucket: string; body: Buffer; env: Record<string, string> }> {
+  const srcDir = path.join(base, `src-${tag}`);
+  fs.mkdirSync(srcDir);
+  const body = seededBytes(size, 11);
+  fs.writeFileSync(path.join(srcDir, "big.bin"), body);
+  const bucket = await services.s3!.createBucket();
+  const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, `state-${tag}`) };
+  const seed = await runCli([srcDir, bucket, "--multipart-threshold", "5M", "--part-size", "5M", "--json"], { env });
+  expect(seed.code).toBe(0);
+  return { bucket, body, env };
+}
+
 describe("an S3 multipart object into Azure", () => {
   it("is read along the source's 5 MiB parts, verified against its ETag, and keeps its MD5", async (ctx) => {
     if (!services.s3 || !services.az) ctx.skip("s3 or azure emulator not installed");
-    const srcDir = path.join(base, "src");
-    fs.mkdirSync(srcDir);
-    const body = seededBytes(23 * MiB, 7);
-    fs.writeFileSync(path.join(srcDir, "big.bin"), body);
-    const bucket = await services.s3!.createBucket();
-    const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-1") };
-    const seed = await runCli([srcDir, bucket, "--multipart-threshold", "5M", "--part-size", "5M", "--json"], { env });
-    expect(seed.code).toBe(0);
+    const { bucket, body, env } = await seededSource("az");
 
     // The source really is a 5-part multipart object whose ETag is the MD5 of its part MD5s.
     const src = await createAdapter(parseLocation(bucket), { env: { ...process.env, ...services.env } });
@@ -144,31 +162,6 @@ describe("an S3 multipart object into Azure", () => {
     await a.close?.();
   }, 120_000);
 });
-
-/** Size of part 1 of a multipart object at s3://bucket/prefix + key, as S3 reports it. */
-async function s3PartOneSize(url: string, key: string): Promise<number | undefined> {
-  const [bucket, ...prefix] = url.replace(/^s3:\/\//, "").split("/");
-  const client = s3Client();
-  try {
-    const h = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: [...prefix, key].join("/"), PartNumber: 1 }));
-    return h.ContentLength;
-  } finally {
-    client.destroy();
-  }
-}
-
-/** An object (23 MiB unless said) uploaded by cloudmigrate in 5 MiB parts (each with its CRC32C, and the whole MD5 as metadata). */
-async function seededSource(tag: string, size = 23 * MiB): Promise<{ bucket: string; body: Buffer; env: Record<string, string> }> {
-  const srcDir = path.join(base, `src-${tag}`);
-  fs.mkdirSync(srcDir);
-  const body = seededBytes(size, 11);
-  fs.writeFileSync(path.join(srcDir, "big.bin"), body);
-  const bucket = await services.s3!.createBucket();
-  const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, `state-${tag}`) };
-  const seed = await runCli([srcDir, bucket, "--multipart-threshold", "5M", "--part-size", "5M", "--json"], { env });
-  expect(seed.code).toBe(0);
-  return { bucket, body, env };
-}
 
 describe("an S3 multipart object with part CRC32Cs into S3 or GCS", () => {
   it("into S3: parts of three whole source parts, each checked by its CRC32C; MD5 kept", async (ctx) => {
