@@ -21,6 +21,7 @@ import { startMinio } from "../tests/emulators/minio.js";
 import { startFakeGcs } from "../tests/emulators/fakegcs.js";
 import { containerSasUrl, startAzurite } from "../tests/emulators/azurite.js";
 import type { Emulator } from "../tests/emulators/types.js";
+import { findGoBinary } from "../tests/emulators/process.js";
 import { createAdapter, parseLocation } from "../adapters/index.js";
 import type { RouteName, Workload } from "./options.js";
 import { treeTotals, writeSource } from "./sources.js";
@@ -305,13 +306,17 @@ export function syncDisks(): void {
   }
 }
 
+/** The rclone binary (looked up once), or null when it is not installed. */
+let rcloneBin: string | null | undefined;
+
 /**
  * Before a run: sync, then (as root) drop the page, dentry and inode caches and read back in the
- * tools' own files and `also` (the engine snapshot, a local source), so every run starts from the same, warm state. Without it
- * each run pays for the files the runs before it created and deleted: on this VM, `cp -r` of
- * 10,000 small files took 0.4 s on the first run and 2.5-5.9 s on later ones, all of it kernel
- * time, for every tool alike. (Left cold, the tools' files cost rclone 0.10-0.17 s a run and
- * cloudmigrate 0.06-0.10 s.) Returns whether the caches were dropped (not possible without root).
+ * tools' own files and `also` (the engine snapshot, a local source), so every run starts from
+ * the same, warm state. Without it each run pays for the files the runs before it created and
+ * deleted: on this VM, `cp -r` of 10,000 small files took 0.4 s on the first run and 2.5-5.9 s
+ * on later ones, all of it kernel time, for every tool alike. (Left cold, the tools' files cost
+ * rclone 0.10-0.17 s a run and cloudmigrate 0.06-0.10 s.) Returns whether the caches were
+ * dropped (not possible without root).
  */
 export function calmDisk(also: (string | undefined)[]): boolean {
   syncDisks();
@@ -323,17 +328,9 @@ export function calmDisk(also: (string | undefined)[]): boolean {
     /* not root, or no procfs: the runs then share whatever state the disk is in */
   }
   if (!dropped) return false;
-  for (const p of [process.execPath, onPath("rclone"), path.join(repoRoot, "node_modules"), ...also]) if (p) warm(p);
+  rcloneBin ??= findGoBinary("rclone") ?? null;
+  for (const p of [process.execPath, rcloneBin, path.join(repoRoot, "node_modules"), ...also]) if (p) warm(p);
   return true;
-}
-
-/** `name`'s file on PATH, if any. */
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    const p = dir && path.join(dir, name);
-    if (p && fs.statSync(p, { throwIfNoEntry: false })?.isFile()) return p;
-  }
-  return undefined;
 }
 
 /** Read a file, or every file under a folder (links not followed), once, so the kernel caches it. */
