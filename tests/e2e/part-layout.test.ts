@@ -45,6 +45,26 @@ async function bytesAt(url: string, key: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** The MD5 the location reports for `key` (its stat). */
+async function storedMd5(url: string, key: string): Promise<string | undefined> {
+  const a = await createAdapter(parseLocation(url), { env: { ...process.env, ...services.env } });
+  try {
+    return (await a.stat(key)).md5;
+  } finally {
+    await a.close?.();
+  }
+}
+
+/**
+ * `migrate SRC DST` as a user runs it, large objects in parts from 8 MiB and no --part-size (so
+ * the source's layout may be followed); it must exit 0. The run, and its retry events.
+ */
+async function copyInParts(src: string, dst: string, env: Record<string, string>) {
+  const r = await runCli([src, dst, "--multipart-threshold", "8M", "--json"], { env });
+  expect(r.code).toBe(0);
+  return { r, retries: parseEvents(r.stdout).filter((e) => e.event === "retry") };
+}
+
 /** Sizes of the committed blocks of an Azure blob at az://account/container/prefix + key. */
 async function blockSizes(url: string, key: string): Promise<number[]> {
   const [, container, ...prefix] = url.replace(/^az:\/\//, "").split("/");
@@ -127,15 +147,12 @@ describe("an S3 multipart object into Azure", () => {
 
     const dst = `${await services.az!.createBucket()}/copy`;
     // No --part-size: the destination's default (16 MiB) gives way to the source's layout.
-    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
-    expect(r.code).toBe(0);
+    const { r, retries } = await copyInParts(bucket, dst, env);
     expect(summaryOf(r).copiedBytes).toBe(body.length);
-    expect(parseEvents(r.stdout).filter((e) => e.event === "retry")).toEqual([]);
+    expect(retries).toEqual([]);
     expect(await blockSizes(dst, "big.bin")).toEqual([5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB, 3 * MiB]);
     expect(md5(await bytesAt(dst, "big.bin"))).toBe(md5(body));
-    const a = await createAdapter(parseLocation(dst), { env: { ...process.env, ...services.env } });
-    expect((await a.stat("big.bin")).md5).toBe(md5(body));
-    await a.close?.();
+    expect(await storedMd5(dst, "big.bin")).toBe(md5(body));
   }, 120_000);
 
   it("with unequal parts is copied again hashed whole, byte-identical, after one layout retry", async (ctx) => {
@@ -148,18 +165,14 @@ describe("an S3 multipart object into Azure", () => {
 
     const dst = `${await services.az!.createBucket()}/odd`;
     const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-2") };
-    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
-    expect(r.code).toBe(0);
-    const retries = parseEvents(r.stdout).filter((e) => e.event === "retry");
+    const { r, retries } = await copyInParts(bucket, dst, env);
     expect(retries).toHaveLength(1);
     expect(String(retries[0].error)).toMatch(/do not match the source's/);
     expect(objectEvents(r, "done").map((e) => e.key)).toEqual(["odd.bin"]);
     expect(md5(await bytesAt(dst, "odd.bin"))).toBe(md5(whole));
     // Copied the usual way: the destination's own 16 MiB blocks, and the MD5 found on the way.
     expect(await blockSizes(dst, "odd.bin")).toEqual([16 * MiB, 1 * MiB]);
-    const a = await createAdapter(parseLocation(dst), { env: { ...process.env, ...services.env } });
-    expect((await a.stat("odd.bin")).md5).toBe(md5(whole));
-    await a.close?.();
+    expect(await storedMd5(dst, "odd.bin")).toBe(md5(whole));
   }, 120_000);
 });
 
@@ -172,28 +185,22 @@ describe("an S3 multipart object with part CRC32Cs into S3 or GCS", () => {
     await src.close?.();
 
     const dst = `${await services.s3!.createBucket()}/copy`;
-    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
-    expect(r.code).toBe(0);
-    expect(parseEvents(r.stdout).filter((e) => e.event === "retry")).toEqual([]);
+    const { retries } = await copyInParts(bucket, dst, env);
+    expect(retries).toEqual([]);
     // 15 MiB: three whole 5 MiB source parts, where S3's default would be 16 MiB.
     expect(await s3PartOneSize(dst, "big.bin")).toBe(15 * MiB);
     expect(md5(await bytesAt(dst, "big.bin"))).toBe(md5(body));
-    const a = await createAdapter(parseLocation(dst), { env: { ...process.env, ...services.env } });
-    expect((await a.stat("big.bin")).md5).toBe(md5(body));
-    await a.close?.();
+    expect(await storedMd5(dst, "big.bin")).toBe(md5(body));
   }, 120_000);
 
   it("into GCS: byte-identical, MD5 kept, diff --checksum agrees", async (ctx) => {
     if (!services.s3 || !services.gs) ctx.skip("s3 or gcs emulator not installed");
     const { bucket, body, env } = await seededSource("crc-gs");
     const dst = `${await services.gs!.createBucket()}/copy`;
-    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
-    expect(r.code).toBe(0);
-    expect(parseEvents(r.stdout).filter((e) => e.event === "retry")).toEqual([]);
+    const { retries } = await copyInParts(bucket, dst, env);
+    expect(retries).toEqual([]);
     expect(md5(await bytesAt(dst, "big.bin"))).toBe(md5(body));
-    const a = await createAdapter(parseLocation(dst), { env: { ...process.env, ...services.env } });
-    expect((await a.stat("big.bin")).md5).toBe(md5(body));
-    await a.close?.();
+    expect(await storedMd5(dst, "big.bin")).toBe(md5(body));
     const diff = await runCli(["diff", bucket, dst, "--checksum"], { env });
     expect(diff.code).toBe(0);
   }, 120_000);
@@ -208,9 +215,7 @@ describe("an S3 multipart object with part CRC32Cs into S3 or GCS", () => {
 
     const dst = `${await services.s3!.createBucket()}/odd`;
     const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-crc-odd") };
-    const r = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
-    expect(r.code).toBe(0);
-    const retries = parseEvents(r.stdout).filter((e) => e.event === "retry");
+    const { retries } = await copyInParts(bucket, dst, env);
     expect(retries).toHaveLength(1);
     expect(String(retries[0].error)).toMatch(/source part 2 is 5242880 bytes, not 6291456/);
     expect(md5(await bytesAt(dst, "odd.bin"))).toBe(md5(whole));
@@ -256,9 +261,8 @@ describe("an S3 multipart object with part CRC32Cs into S3 or GCS", () => {
     expect(killed.parts).toBeGreaterThanOrEqual(2);
     expect(killed.parts).toBeLessThan(4);
 
-    const again = await runCli([bucket, dst, "--multipart-threshold", "8M", "--json"], { env });
-    expect(again.code).toBe(0);
-    expect(parseEvents(again.stdout).filter((e) => e.event === "retry")).toEqual([]);
+    const { r: again, retries } = await copyInParts(bucket, dst, env);
+    expect(retries).toEqual([]);
     const sent = Number(summaryOf(again).bytesSent);
     expect(sent).toBeGreaterThan(0);
     expect(sent).toBeLessThanOrEqual(body.length - killed.parts * 15 * MiB);
