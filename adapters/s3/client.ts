@@ -10,7 +10,8 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import tls from "node:tls";
-import { HeadBucketCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import { sdk } from "./sdk.js";
 import type { AdapterOptions } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { LeanS3 } from "./lean.js";
@@ -146,9 +147,9 @@ function baseConfig(cfg: ResolvedS3Config, handler: HandlerOptions): S3ClientCon
  * reports real problems with a proper message.
  */
 async function discoverRegion(bucket: string, cfg: ResolvedS3Config, handler: HandlerOptions): Promise<string> {
-  const probe = new S3Client({ ...baseConfig(cfg, handler), region: "us-east-1", followRegionRedirects: false });
+  const probe = new sdk.S3Client({ ...baseConfig(cfg, handler), region: "us-east-1", followRegionRedirects: false });
   try {
-    const out = await probe.send(new HeadBucketCommand({ Bucket: bucket }));
+    const out = await probe.send(new sdk.HeadBucketCommand({ Bucket: bucket }));
     return out.BucketRegion ?? "us-east-1";
   } catch (err) {
     const headers = (err as { $response?: { headers?: Record<string, string> } }).$response?.headers;
@@ -172,7 +173,7 @@ export function createS3Client(bucket: string, opts: AdapterOptions): { client: 
     let found: Promise<string> | undefined;
     region = () => (found ??= discoverRegion(bucket, cfg, handler));
   }
-  const client = new S3Client({
+  const client = new sdk.S3Client({
     ...baseConfig(cfg, handler),
     region,
     // Only on AWS: a redirect costs a second request, a last resort if discovery was wrong.

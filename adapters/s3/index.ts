@@ -6,10 +6,11 @@
  * and their verification, meta.ts for headers and metadata, errors.ts for error mapping.
  */
 import type { Readable } from "node:stream";
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, ObjectInfo, ObjectStream, PartChecksum, PartLayout, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { createS3Client } from "./client.js";
+import { sdk } from "./sdk.js";
 import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
 import { listObjects } from "./lister.js";
@@ -80,7 +81,7 @@ export class S3Adapter implements Adapter {
   async stat(key: string): Promise<ObjectInfo> {
     const Key = this.fullKey(key);
     try {
-      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const h = await this.client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key }));
       return infoFromHeaders(key, h);
     } catch (err) {
       throw mapS3Error(err, { op: "HeadObject", bucket: this.bucket, key: Key });
@@ -99,7 +100,7 @@ export class S3Adapter implements Adapter {
     if (!multipartEtag(info.etag)) return undefined;
     let h;
     try {
-      h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: 1, ChecksumMode: "ENABLED" }));
+      h = await this.client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: 1, ChecksumMode: "ENABLED" }));
     } catch (err) {
       const e = mapS3Error(err, { op: "HeadObject (part 1)", bucket: this.bucket, key: Key });
       if (e.temporary || e.kind === "NotFound") throw e;
@@ -118,7 +119,7 @@ export class S3Adapter implements Adapter {
     let h;
     try {
       h = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: partNumber, ChecksumMode: "ENABLED", IfMatch: info.etag && `"${info.etag}"` }),
+        new sdk.HeadObjectCommand({ Bucket: this.bucket, Key, PartNumber: partNumber, ChecksumMode: "ENABLED", IfMatch: info.etag && `"${info.etag}"` }),
       );
     } catch (err) {
       throw mapS3Error(err, { op: `HeadObject (part ${partNumber})`, bucket: this.bucket, key: Key });
@@ -142,7 +143,7 @@ export class S3Adapter implements Adapter {
     }
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+        new sdk.GetObjectCommand({ Bucket: this.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
       );
       // In Node the SDK's Body is the http.IncomingMessage (a Readable) with helper mixins.
       const body = out.Body as ObjectStream;
@@ -160,7 +161,7 @@ export class S3Adapter implements Adapter {
   async delete(key: string): Promise<void> {
     const Key = this.fullKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+      await this.client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key }));
     } catch (err) {
       const mapped = mapS3Error(err, { op: "DeleteObject", bucket: this.bucket, key: Key });
       if (mapped.kind !== "NotFound") throw mapped;
@@ -170,7 +171,7 @@ export class S3Adapter implements Adapter {
   /** One ListObjectsV2 (1 key): proves the endpoint answers, credentials work, bucket exists, listing is allowed. */
   async check(role: "source" | "destination"): Promise<void> {
     try {
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base || undefined, MaxKeys: 1 }));
+      await this.client.send(new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base || undefined, MaxKeys: 1 }));
     } catch (err) {
       const e = mapS3Error(err, { op: `check (${role})`, bucket: this.bucket, check: true });
       if (e.scope === "run") throw e;

@@ -14,7 +14,8 @@ import crypto from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { SignatureV4 } from "@smithy/signature-v4";
+import type { SignatureV4 } from "@smithy/signature-v4";
+import { signing } from "./sdk.js";
 import type { S3ReadHeaders } from "./meta.js";
 
 /** Where the bucket's objects live, as the SDK resolved it. */
@@ -128,7 +129,7 @@ export class LeanS3 {
 
   private async makeSigner(): Promise<SignatureV4> {
     const region = await this.client.config.region();
-    return new SignatureV4({ credentials: this.client.config.credentials, region, service: "s3", sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+    return new signing.SignatureV4({ credentials: this.client.config.credentials, region, service: "s3", sha256: Sha256, uriEscapePath: false, applyChecksum: false });
   }
 
   /**

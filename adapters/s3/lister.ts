@@ -5,7 +5,8 @@
  * Keys are requested URL-encoded (EncodingType=url) so that characters XML 1.0 cannot carry
  * (control characters, a bare "\r" that XML would turn into "\n") come back exactly.
  */
-import { ListObjectsV2Command, type S3Client, type _Object } from "@aws-sdk/client-s3";
+import type { S3Client, _Object } from "@aws-sdk/client-s3";
+import { sdk } from "./sdk.js";
 import type { ObjectInfo } from "../types.js";
 import { mapS3Error } from "./errors.js";
 import { cleanEtag, md5FromEtag } from "./meta.js";
@@ -45,7 +46,7 @@ export async function* listObjects(t: ListTarget): AsyncGenerator<ObjectInfo> {
     let page;
     try {
       page = await t.client.send(
-        new ListObjectsV2Command({
+        new sdk.ListObjectsV2Command({
           Bucket: t.bucket,
           Prefix: t.listPrefix || undefined,
           MaxKeys: PAGE_SIZE,

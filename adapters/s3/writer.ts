@@ -22,16 +22,8 @@
  */
 import { createHash } from "node:crypto";
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  UploadPartCommand,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { sdk } from "./sdk.js";
 import type { MultipartSteps, ObjectInfo, WriteOptions, WriteResult } from "../types.js";
 import { CantDoThatHere, MigrateError, afterFailedCheck, toMigrateError } from "../../src/errors.js";
 import { mapS3Error } from "./errors.js";
@@ -124,7 +116,7 @@ export class S3Writer implements MultipartSteps {
     });
     try {
       const out = await this.client.send(
-        new PutObjectCommand({
+        new sdk.PutObjectCommand({
           Bucket: this.bucket,
           Key,
           Body: counted,
@@ -166,7 +158,7 @@ export class S3Writer implements MultipartSteps {
         const r = await this.lean.put(Key, Body, { ...rawHeaders(writeHeaders(source)), ...check });
         out = { ETag: r.etag, ServerSideEncryption: r.serverSideEncryption, SSECustomerAlgorithm: r.sseCustomerAlgorithm, ChecksumCRC32C: r.checksumCrc32c };
       } else out = await this.client.send(
-        new PutObjectCommand({
+        new sdk.PutObjectCommand({
           Bucket: this.bucket,
           Key,
           Body,
@@ -195,7 +187,7 @@ export class S3Writer implements MultipartSteps {
     const Key = this.fullKey(key);
     try {
       const out = await this.client.send(
-        new CreateMultipartUploadCommand({
+        new sdk.CreateMultipartUploadCommand({
           Bucket: this.bucket,
           Key,
           // Parts carry CRC32Cs (capability partChecksum): no MD5 pass per part on our side.
@@ -217,7 +209,7 @@ export class S3Writer implements MultipartSteps {
     let out;
     try {
       out = await this.client.send(
-        new UploadPartCommand({
+        new sdk.UploadPartCommand({
           Bucket: this.bucket,
           Key,
           UploadId: uploadId,
@@ -258,7 +250,7 @@ export class S3Writer implements MultipartSteps {
     let out;
     try {
       out = await this.client.send(
-        new CompleteMultipartUploadCommand({
+        new sdk.CompleteMultipartUploadCommand({
           Bucket: this.bucket,
           Key,
           UploadId: uploadId,
@@ -273,7 +265,7 @@ export class S3Writer implements MultipartSteps {
       // A retried completion whose first response was lost: the object may already be there.
       let done: ObjectInfo | undefined;
       try {
-        done = infoFromHeaders(Key, await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+        done = infoFromHeaders(Key, await this.client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key })));
       } catch (headErr) {
         const check = mapS3Error(headErr, { op: "HeadObject", bucket: this.bucket, key: Key });
         if (check.kind !== "NotFound") throw afterFailedCheck(mapped, check);
@@ -297,7 +289,7 @@ export class S3Writer implements MultipartSteps {
     let out;
     try {
       out = await this.client.send(
-        new CopyObjectCommand({
+        new sdk.CopyObjectCommand({
           Bucket: this.bucket,
           Key,
           CopySource: `${this.bucket}/${Key.split("/").map(encodeURIComponent).join("/")}`,
@@ -322,7 +314,7 @@ export class S3Writer implements MultipartSteps {
   async abortUpload(key: string, uploadId: string): Promise<void> {
     const Key = this.fullKey(key);
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }));
+      await this.client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }));
     } catch (err) {
       const mapped = mapS3Error(err, { op: "AbortMultipartUpload", bucket: this.bucket, key: Key });
       if (mapped.kind === "NotFound") return;
