@@ -84,6 +84,9 @@ interface ObjectRow {
   parts_total: number;
 }
 
+/** The columns `claim` selects, in order. */
+type ClaimedRow = [id: number, key: string, action: Action, size: number, mtime: number | null, md5: string | null, attempts: number];
+
 function toRecord(r: ObjectRow): ObjectRecord {
   return {
     id: r.id,
@@ -247,11 +250,16 @@ export class SqliteCheckpoint implements CheckpointStore {
   private prepare() {
     const db = this.db;
     return {
+      // Positional parameters and raw rows: planning and claiming run once per object, and
+      // named parameters and row objects cost about half of their SQLite time (10,000 rows:
+      // insert 45 → 28 ms, claim 32 → 14 ms).
       insert: db.prepare(
         `INSERT OR IGNORE INTO objects (key, action, reason, size, mtime, md5, state, error)
-         VALUES (@key, @action, @reason, @size, @mtime, @md5, @state, @error)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      claim: db.prepare("SELECT * FROM objects WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?"),
+      claim: db
+        .prepare("SELECT id, key, action, size, mtime, md5, attempts FROM objects WHERE state = 'pending' AND id > ? ORDER BY id LIMIT ?")
+        .raw(),
       complete: db.prepare(
         "UPDATE objects SET state = 'done', error = NULL, attempts = attempts + ?, bytes_done = ? WHERE id = ?",
       ),
@@ -274,17 +282,8 @@ export class SqliteCheckpoint implements CheckpointStore {
     const insert = this.st.insert;
     this.db.transaction(() => {
       for (const r of rows) {
-        const work = isWork(r.action);
-        insert.run({
-          key: r.key,
-          action: r.action,
-          reason: r.reason,
-          size: r.size,
-          mtime: r.mtime ?? null,
-          md5: r.md5 ?? null,
-          state: r.error ? "failed" : work ? "pending" : "done",
-          error: r.error ?? null,
-        });
+        const state = r.error ? "failed" : isWork(r.action) ? "pending" : "done";
+        insert.run(r.key, r.action, r.reason, r.size, r.mtime ?? null, r.md5 ?? null, state, r.error ?? null);
       }
     })();
   }
@@ -320,16 +319,16 @@ export class SqliteCheckpoint implements CheckpointStore {
   }
 
   claim(limit: number): WorkItem[] {
-    const rows = this.st.claim.all(this.cursor, limit) as ObjectRow[];
-    if (rows.length) this.cursor = rows[rows.length - 1].id;
-    return rows.map((r) => ({
-      id: r.id,
-      key: r.key,
-      action: r.action,
-      size: r.size,
-      mtime: r.mtime ?? undefined,
-      md5: r.md5 ?? undefined,
-      attempts: r.attempts,
+    const rows = this.st.claim.all(this.cursor, limit) as ClaimedRow[];
+    if (rows.length) this.cursor = rows[rows.length - 1][0];
+    return rows.map(([id, key, action, size, mtime, md5, attempts]) => ({
+      id,
+      key,
+      action,
+      size,
+      mtime: mtime ?? undefined,
+      md5: md5 ?? undefined,
+      attempts,
     }));
   }
 
