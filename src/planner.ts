@@ -172,6 +172,16 @@ export async function plan(input: PlanInput): Promise<boolean> {
     const key = (pair.src ?? pair.dst)!.key;
     if (!keep(key)) continue;
     if (resumeAfter !== undefined && compareKeys(key, resumeAfter) <= 0) continue;
+    // Most rows need no request: with no decision in flight ahead of them, they skip the window.
+    const now = window.length ? undefined : decideNow(pair, source, destination, options);
+    if (now) {
+      pending.push(now);
+      if (pending.length >= (planned ? batchSize : Math.min(batchSize, FIRST_BATCH))) {
+        flush();
+        if (input.shouldStop?.()) return false;
+      }
+      continue;
+    }
     const decision = withRetry(input.retry ?? defaultRetryPolicy, () => decide(pair, source, destination, options));
     decision.catch(() => undefined); // awaited in order below; don't report it unhandled meanwhile
     window.push(decision);
@@ -196,6 +206,30 @@ async function decide(
   destination: Adapter,
   options: JobOptions,
 ): Promise<PlanRow> {
+  const now = decideNow(pair, source, destination, options);
+  if (now) return now;
+  const src = pair.src!;
+  const dst = pair.dst!;
+  if (options.compare === "checksum") await fillChecksums(src, dst, source, destination);
+  if (options.compare === "default") await fillSourceMtime(src, dst, source, destination);
+  const decision = compareObjects({ info: src, caps: source.capabilities }, { info: dst, caps: destination.capabilities }, options.compare);
+  return sourceRow(src, decision.action, decision.reason);
+}
+
+const sourceRow = (src: ObjectInfo, action: Action, reason: string): PlanRow => ({
+  key: src.key,
+  action,
+  reason,
+  size: src.size,
+  mtime: src.mtime,
+  md5: src.md5,
+});
+
+/**
+ * The row for a key decided without a request: on one side only, a key the destination cannot
+ * hold, or sizes that differ. Undefined when same-size objects need comparing (which may stat).
+ */
+function decideNow(pair: { src?: ObjectInfo; dst?: ObjectInfo }, source: Adapter, destination: Adapter, options: JobOptions): PlanRow | undefined {
   const { src, dst } = pair;
   if (!src) {
     const d = dst!;
@@ -203,21 +237,14 @@ async function decide(
       ? { key: d.key, action: "delete", reason: "only at destination", size: d.size }
       : { key: d.key, action: "extra", reason: "only at destination", size: d.size };
   }
-  const row = (action: Action, reason: string): PlanRow => ({
-    key: src.key,
-    action,
-    reason,
-    size: src.size,
-    mtime: src.mtime,
-    md5: src.md5,
-  });
   const problem = destination.keyProblem?.(src.key);
-  if (problem) return { ...row("copy", "cannot exist at destination"), error: `cannot exist at destination: ${problem}` };
-  if (!dst) return row("copy", "missing at destination");
-  if (options.compare === "checksum" && src.size === dst.size) await fillChecksums(src, dst, source, destination);
-  if (options.compare === "default" && src.size === dst.size) await fillSourceMtime(src, dst, source, destination);
-  const decision = compareObjects({ info: src, caps: source.capabilities }, { info: dst, caps: destination.capabilities }, options.compare);
-  return row(decision.action, decision.reason);
+  if (problem) return { ...sourceRow(src, "copy", "cannot exist at destination"), error: `cannot exist at destination: ${problem}` };
+  if (!dst) return sourceRow(src, "copy", "missing at destination");
+  if (src.size !== dst.size) {
+    const decision = compareObjects({ info: src, caps: source.capabilities }, { info: dst, caps: destination.capabilities }, options.compare);
+    return sourceRow(src, decision.action, decision.reason);
+  }
+  return undefined;
 }
 
 /**

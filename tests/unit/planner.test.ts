@@ -1,9 +1,13 @@
+import path from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import type { Capabilities, ObjectInfo } from "../../adapters/types.js";
-import { compareObjects, makeFilter, mergeJoin } from "../../src/planner.js";
+import type { Adapter, Capabilities, ObjectInfo } from "../../adapters/types.js";
+import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import { compareObjects, makeFilter, mergeJoin, plan } from "../../src/planner.js";
 import { compareKeys } from "../../src/keys.js";
 import { readAhead } from "../../src/readahead.js";
 import { collect } from "../helpers/streams.js";
+import { tempDir } from "../helpers/cli.js";
 
 const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
   readRange: true,
@@ -109,5 +113,73 @@ describe("filters", () => {
     expect(f("a/tmp/c.jpg")).toBe(false);
     expect(makeFilter([], [".*"])(".hidden")).toBe(false);
     expect(makeFilter([], [])("anything")).toBe(true);
+  });
+});
+
+describe("plan", () => {
+  /**
+   * 300 keys. Every third is at the destination with the same size: deciding it takes a stat of
+   * the source (an S3-like source, a destination that keeps mtimes), answered after a random
+   * delay. Every third has another size there; the rest are missing. Rows decided at once and
+   * rows that wait must still be written in key order: the resume point is the last row written.
+   */
+  const keys = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(3, "0")}`);
+  const kind = (i: number) => (["same-size", "other-size", "missing"] as const)[i % 3];
+  const side = (over: Partial<Adapter>, c: Capabilities): Adapter => ({ capabilities: c, ...over }) as Adapter;
+  const source = side(
+    {
+      list: () => listing(keys),
+      stat: async (key: string) => {
+        await new Promise((r) => setTimeout(r, Math.random() * 3));
+        return { key, size: key.length, mtime: 5_000 };
+      },
+    },
+    caps({ preservesMtime: false, mtimePrecisionMs: 1000 }),
+  );
+  const destination = side(
+    {
+      async *list() {
+        for (const [i, key] of keys.entries()) {
+          if (kind(i) === "same-size") yield { key, size: key.length, mtime: 5_000 };
+          if (kind(i) === "other-size") yield { key, size: 1, mtime: 5_000 };
+        }
+      },
+    },
+    caps(),
+  );
+  const newStore = () => {
+    const file = path.join(tempDir("plan-order"), "j.sqlite");
+    const store = SqliteCheckpoint.create(file, { id: "t", source: "src", destination: "dst", options: { include: [], exclude: [], compare: "default", delete: false } });
+    return { file, store };
+  };
+  const written = (file: string) => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return db.prepare("SELECT key, action FROM objects ORDER BY id").all() as { key: string; action: string }[];
+    } finally {
+      db.close();
+    }
+  };
+
+  it("writes rows decided at once and rows that waited for a stat in key order", async () => {
+    const { file, store } = newStore();
+    expect(await plan({ source, destination, store, options: store.job.options, batchSize: 40 })).toBe(true);
+    store.close();
+    const rows = written(file);
+    expect(rows.map((r) => r.key)).toEqual(keys);
+    expect(rows.map((r) => r.action)).toEqual(keys.map((_, i) => ({ "same-size": "skip", "other-size": "update", missing: "copy" })[kind(i)]));
+  });
+
+  it("stopped between batches, keeps a prefix of the keys; planning again adds the rest once", async () => {
+    const { file, store } = newStore();
+    let asked = 0;
+    expect(await plan({ source, destination, store, options: store.job.options, batchSize: 40, shouldStop: () => ++asked > 1 })).toBe(false);
+    const first = written(file).map((r) => r.key);
+    expect(first.length).toBeGreaterThan(0);
+    expect(first.length).toBeLessThan(keys.length);
+    expect(first).toEqual(keys.slice(0, first.length));
+    expect(await plan({ source, destination, store, options: store.job.options, batchSize: 40 })).toBe(true);
+    store.close();
+    expect(written(file).map((r) => r.key)).toEqual(keys);
   });
 });
