@@ -20,8 +20,13 @@
 import http from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
-import type { AnonymousCredential, ContainerClient, StorageSharedKeyCredential, StoragePipelineOptions } from "@azure/storage-blob";
-import { sdk } from "./sdk.js";
+import {
+  AnonymousCredential,
+  ContainerClient,
+  StorageSharedKeyCredential,
+  newPipeline,
+  type StoragePipelineOptions,
+} from "@azure/storage-blob";
 import type { AdapterOptions, Location } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 
@@ -75,7 +80,7 @@ function fromConnectionString(cs: string, account: string): Partial<ResolvedAuth
     const proxy = p.developmentstorageproxyuri?.replace(/\/+$/, "");
     return {
       endpoint: proxy ? `${proxy}/${DEV_ACCOUNT}` : `http://127.0.0.1:10000/${DEV_ACCOUNT}`,
-      credential: new sdk.StorageSharedKeyCredential(DEV_ACCOUNT, DEV_KEY),
+      credential: new StorageSharedKeyCredential(DEV_ACCOUNT, DEV_KEY),
       sas: "",
       source: "AZURE_STORAGE_CONNECTION_STRING (development storage)",
     };
@@ -87,13 +92,13 @@ function fromConnectionString(cs: string, account: string): Partial<ResolvedAuth
   if (p.accountkey && name) {
     return {
       endpoint,
-      credential: new sdk.StorageSharedKeyCredential(name, p.accountkey),
+      credential: new StorageSharedKeyCredential(name, p.accountkey),
       sas: "",
       source: "shared key from AZURE_STORAGE_CONNECTION_STRING",
     };
   }
   if (p.sharedaccesssignature) {
-    return { endpoint, credential: new sdk.AnonymousCredential(), sas: stripQ(p.sharedaccesssignature), source: "SAS from AZURE_STORAGE_CONNECTION_STRING" };
+    return { endpoint, credential: new AnonymousCredential(), sas: stripQ(p.sharedaccesssignature), source: "SAS from AZURE_STORAGE_CONNECTION_STRING" };
   }
   return { endpoint };
 }
@@ -103,7 +108,7 @@ export function resolveAuth(loc: Location, env: NodeJS.ProcessEnv): ResolvedAuth
   const account = loc.extra.account ?? loc.root.split("/")[0];
   const cs = env.AZURE_STORAGE_CONNECTION_STRING ? fromConnectionString(env.AZURE_STORAGE_CONNECTION_STRING, account) : undefined;
   const endpoint = cs?.endpoint ?? defaultEndpoint(account);
-  const anon = new sdk.AnonymousCredential();
+  const anon = new AnonymousCredential();
   if (loc.extra.sas) return { endpoint, credential: anon, sas: stripQ(loc.extra.sas), source: "SAS in the URL" };
   if (cs?.credential) return { endpoint, credential: cs.credential, sas: cs.sas ?? "", source: cs.source ?? "" };
   const envAccount = env.AZURE_STORAGE_ACCOUNT;
@@ -115,7 +120,7 @@ export function resolveAuth(loc: Location, env: NodeJS.ProcessEnv): ResolvedAuth
   if (sameAccount && key) {
     return {
       endpoint,
-      credential: new sdk.StorageSharedKeyCredential(account, key),
+      credential: new StorageSharedKeyCredential(account, key),
       sas: "",
       source: env.AZURE_STORAGE_KEY ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_ACCOUNT_KEY",
     };
@@ -178,10 +183,10 @@ export function connect(loc: Location, opts: AdapterOptions): AzureConnection {
     keepAliveOptions: { enable: true },
     agent,
   };
-  const pipeline = sdk.newPipeline(auth.credential, pipelineOptions);
+  const pipeline = newPipeline(auth.credential, pipelineOptions);
   const url = `${auth.endpoint}/${encodeURIComponent(container)}${auth.sas ? "?" + auth.sas : ""}`;
   return {
-    container: new sdk.ContainerClient(url, pipeline),
+    container: new ContainerClient(url, pipeline),
     credentialSource: auth.source,
     close: () => agent.destroy(),
   };
