@@ -159,12 +159,18 @@ export async function plan(input: PlanInput): Promise<boolean> {
     input.onProgress?.({ planned });
   };
 
+  /** Add a row in key order; true when that wrote a batch. */
+  const add = (row: PlanRow): boolean => {
+    pending.push(row);
+    if (pending.length < (planned ? batchSize : Math.min(batchSize, FIRST_BATCH))) return false;
+    flush();
+    return true;
+  };
   // Most decisions need no I/O; those that do (a checksum, a source mtime) run up to
   // DECISION_WINDOW at a time, and rows are still written in key order.
   const window: Promise<PlanRow>[] = [];
   const take = async () => {
-    pending.push(await window.shift()!);
-    if (pending.length >= (planned ? batchSize : Math.min(batchSize, FIRST_BATCH))) flush();
+    add(await window.shift()!);
   };
   const srcList = readAhead(source.list(), 2000);
   const dstList = readAhead(destination.list(), 2000);
@@ -175,11 +181,7 @@ export async function plan(input: PlanInput): Promise<boolean> {
     // Most rows need no request: with no decision in flight ahead of them, they skip the window.
     const now = window.length ? undefined : decideNow(pair, source, destination, options);
     if (now) {
-      pending.push(now);
-      if (pending.length >= (planned ? batchSize : Math.min(batchSize, FIRST_BATCH))) {
-        flush();
-        if (input.shouldStop?.()) return false;
-      }
+      if (add(now) && input.shouldStop?.()) return false;
       continue;
     }
     const decision = withRetry(input.retry ?? defaultRetryPolicy, () => decide(pair, source, destination, options));
