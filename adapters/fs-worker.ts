@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { serve, type Handled } from "../src/worker-pool.js";
+import { serve, toErrorShape, type Handled, type WorkerErrorShape } from "../src/worker-pool.js";
 import { crc32c } from "@node-rs/crc32";
 import { crcToBase64, md5Hex } from "../src/hashing.js";
 
@@ -89,6 +89,58 @@ function openTemp(tmp: string): number {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     fs.mkdirSync(path.dirname(tmp), { recursive: true });
     return fs.openSync(tmp, "w");
+  }
+}
+
+export interface CopiedFile {
+  size: number;
+  complete: boolean;
+  md5?: string;
+}
+/** copyOne's arguments, in order. */
+export type CopyArgs = [src: string, tmp: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean];
+export type CopiedOrFailed = { ok: CopiedFile } | { error: WorkerErrorShape };
+
+/**
+ * Copy `src` to `tmp` (hashing the bytes if `md5`), set the mtime, rename to `final`.
+ * `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
+ */
+function copyOne(src: string, tmp: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean): CopiedFile {
+  const input = fs.openSync(src, "r");
+  try {
+    const out = openTemp(tmp);
+    let size = 0;
+    const hash = md5 ? crypto.createHash("md5") : undefined;
+    try {
+      try {
+        const buf = Buffer.allocUnsafe(Math.min(Math.max(expect, 1), 1024 * 1024) + 1);
+        for (;;) {
+          const n = fs.readSync(input, buf, 0, buf.length, size);
+          if (n === 0) break;
+          const chunk = buf.subarray(0, n);
+          hash?.update(chunk);
+          writeAll(out, chunk, size);
+          size += n;
+          if (size > expect) break;
+          // A short read of a file is its end: no need for the read that would return 0.
+          if (size === expect && n < buf.length) break;
+        }
+        if (size === expect && mtimeMs !== undefined) fs.futimesSync(out, mtimeMs / 1000, mtimeMs / 1000);
+      } finally {
+        fs.closeSync(out);
+      }
+      if (size !== expect) {
+        fs.rmSync(tmp, { force: true });
+        return { size, complete: false };
+      }
+      fs.renameSync(tmp, final);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    return { size, complete: true, md5: hash?.digest("hex") };
+  } finally {
+    fs.closeSync(input);
   }
 }
 
@@ -200,47 +252,22 @@ serve({
     return { value: actual };
   },
 
-  /**
-   * Copy `src` to `tmp` (hashing the bytes if `md5`), set the mtime, rename to `final`.
-   * `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
-   */
-  copyFile(src: string, tmp: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean): Handled {
-    const input = fs.openSync(src, "r");
-    try {
-      const out = openTemp(tmp);
-      let size = 0;
-      const hash = md5 ? crypto.createHash("md5") : undefined;
-      try {
+  /** One file: see copyOne. */
+  copyFile(...args: CopyArgs): Handled {
+    return { value: copyOne(...args) };
+  },
+
+  /** copyOne for each entry, in order; an entry that fails gives its error instead. */
+  copyFiles(entries: CopyArgs[]): Handled {
+    return {
+      value: entries.map((args): CopiedOrFailed => {
         try {
-          const buf = Buffer.allocUnsafe(Math.min(Math.max(expect, 1), 1024 * 1024) + 1);
-          for (;;) {
-            const n = fs.readSync(input, buf, 0, buf.length, size);
-            if (n === 0) break;
-            const chunk = buf.subarray(0, n);
-            hash?.update(chunk);
-            writeAll(out, chunk, size);
-            size += n;
-            if (size > expect) break;
-            // A short read of a file is its end: no need for the read that would return 0.
-            if (size === expect && n < buf.length) break;
-          }
-          if (size === expect && mtimeMs !== undefined) fs.futimesSync(out, mtimeMs / 1000, mtimeMs / 1000);
-        } finally {
-          fs.closeSync(out);
+          return { ok: copyOne(...args) };
+        } catch (err) {
+          return { error: toErrorShape(err) };
         }
-        if (size !== expect) {
-          fs.rmSync(tmp, { force: true });
-          return { value: { size, complete: false } };
-        }
-        fs.renameSync(tmp, final);
-      } catch (err) {
-        fs.rmSync(tmp, { force: true });
-        throw err;
-      }
-      return { value: { size, complete: true, md5: hash?.digest("hex") } };
-    } finally {
-      fs.closeSync(input);
-    }
+      }),
+    };
   },
 
   /** MD5 of the whole file and base64 CRC32C of each `partSize`-byte part, in one read. */

@@ -10,11 +10,11 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import { Readable, Transform } from "node:stream";
-import type { Adapter, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "./types.js";
+import type { Adapter, ByteRange, Capabilities, FileHandoff, Location, MultipartSteps, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "./types.js";
 import { MigrateError, toMigrateError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
-import { WorkerPool, workerScript } from "../src/worker-pool.js";
-import type { DirEntry, SmallRead } from "./fs-worker.js";
+import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js";
+import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
 
 /**
  * Prefix of our temporary files; never listed, so an interrupted write leaves nothing visible.
@@ -283,20 +283,45 @@ export class FsAdapter implements Adapter {
   /** One worker call reads (and hashes, if asked) and writes the whole file: no bytes cross to the main thread. */
   async writeFromFile(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult> {
     const finalPath = this.pathOf(key);
-    let got: { size: number; complete: boolean; md5?: string };
+    let got: CopiedFile;
     try {
       const pool = fsPool();
-      const args = [file, tempNameFor(finalPath), finalPath, source.size, source.mtime, opts?.md5 === true];
-      got = await (source.size > SMALL_FILE ? pool.callAlone<typeof got>("copyFile", ...args) : pool.call<typeof got>("copyFile", ...args));
+      const args: CopyArgs = [file, tempNameFor(finalPath), finalPath, source.size, source.mtime, opts?.md5 === true];
+      got = await (source.size > SMALL_FILE ? pool.callAlone<CopiedFile>("copyFile", ...args) : pool.call<CopiedFile>("copyFile", ...args));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" && (err as NodeJS.ErrnoException).path === file) {
-        throw new MigrateError("NotFound", `${key}: no such file`);
-      }
-      throw this.placeError(key, err);
+      throw this.handoffError(key, file, err);
     }
+    const result = this.handoffResult(key, source, got);
+    if (result instanceof MigrateError) throw result;
+    return result;
+  }
+
+  /** writeFromFile for several small files in one worker call; each result is that file's WriteResult or error. */
+  async writeFromFiles(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]> {
+    const entries = items.map((it): CopyArgs => {
+      const finalPath = this.pathOf(it.key);
+      return [it.file, tempNameFor(finalPath), finalPath, it.source.size, it.source.mtime, it.md5 === true];
+    });
+    const got = await fsPool().callAlone<CopiedOrFailed[]>("copyFiles", entries);
+    return got.map((g, i) => {
+      const { key, file, source } = items[i];
+      return "error" in g ? this.handoffError(key, file, fromErrorShape(g.error)) : this.handoffResult(key, source, g.ok);
+    });
+  }
+
+  /** What a failed copy of the local file `file` to `key` means here. */
+  private handoffError(key: string, file: string, err: unknown): MigrateError {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" && (err as NodeJS.ErrnoException).path === file) {
+      return new MigrateError("NotFound", `${key}: no such file`);
+    }
+    return this.placeError(key, err);
+  }
+
+  /** A copy that found the file at another size is a temporary Integrity error (it changed). */
+  private handoffResult(key: string, source: ObjectInfo, got: CopiedFile): WriteResult | MigrateError {
     if (!got.complete) {
       const what = got.size > source.size ? `more than ${source.size}` : String(got.size);
-      throw new MigrateError("Integrity", `${key}: the source file holds ${what} bytes, expected ${source.size} (it changed during the copy?)`, { temporary: true });
+      return new MigrateError("Integrity", `${key}: the source file holds ${what} bytes, expected ${source.size} (it changed during the copy?)`, { temporary: true });
     }
     return { size: got.size, md5: got.md5 };
   }

@@ -6,6 +6,7 @@
  * mapped in one place per adapter.
  */
 import type { Readable } from "node:stream";
+import type { MigrateError } from "../src/errors.js";
 
 export interface ObjectInfo {
   key: string;
@@ -227,6 +228,11 @@ export interface Adapter {
    */
   writeFromFile?(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult>;
   /**
+   * writeFromFile for several small files at once (one call instead of one per file). Each
+   * result is that file's WriteResult, or the error writeFromFile would have thrown for it.
+   */
+  writeFromFiles?(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]>;
+  /**
    * The whole object in memory (with its hex MD5 if `opts.md5`), read and hashed off the main
    * thread, or undefined if it holds more than `max` bytes. For objects of a few MiB on a local
    * disk, where streaming and hashing them on the main thread costs more than holding them.
@@ -285,4 +291,12 @@ export interface AdapterOptions {
    * one adapter a bad credential). Adapters pass explicit values to the SDK when set here.
    */
   env?: NodeJS.ProcessEnv;
+}
+
+/** One file for writeFromFiles: what writeFromFile takes. */
+export interface FileHandoff {
+  key: string;
+  file: string;
+  source: ObjectInfo;
+  md5?: boolean;
 }

@@ -13,7 +13,7 @@
  */
 import { Readable, pipeline } from "node:stream";
 import pLimit from "p-limit";
-import type { Adapter, ObjectInfo, ObjectStream } from "../adapters/types.js";
+import type { Adapter, ObjectInfo, ObjectStream, WriteResult } from "../adapters/types.js";
 import type { CheckpointStore, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, describeError, toMigrateError } from "./errors.js";
 import { HashingStream, crc32cBase64, md5Hex } from "./hashing.js";
@@ -116,6 +116,13 @@ const WHOLE_READ_MAX = 16 * 1024 * 1024;
  * so the progress bar moves while they copy (a handed-over file reports its bytes at the end).
  */
 const FILE_HANDOFF_MAX = 64 * 1024 * 1024;
+/**
+ * Local files up to HANDOFF_GROUP_MAX_SIZE go to a destination's writeFromFiles this many at a
+ * time. 10,000 × 4 KiB fs→fs on tmpfs, medians of 4: one call a file 1.00 s, groups of 32
+ * 0.805 s, groups of 64 0.81 s.
+ */
+const HANDOFF_GROUP = 32;
+const HANDOFF_GROUP_MAX_SIZE = 64 * 1024;
 
 export class Copier {
   private stopping = false;
@@ -165,12 +172,15 @@ export class Copier {
         if (this.opts.moreRows && (await Promise.race([this.opts.moreRows(), this.stopped]))) continue;
         break;
       }
-      for (let i = 0; i < batch.length; i++) {
-        const item = batch[i];
+      for (let i = 0; i < batch.length; ) {
         if (i % PREFETCH_GROUP === 0) this.prefetch(batch.slice(i, i + PREFETCH_GROUP));
         while (inflight.size >= window) await Promise.race(inflight);
         if (this.stopping || this.fatal) break outer;
-        const p = limit(() => (this.stopping || this.fatal ? Promise.resolve() : this.process(item)));
+        let n = 0;
+        while (n < HANDOFF_GROUP && i + n < batch.length && this.groupable(batch[i + n])) n++;
+        const group = batch.slice(i, i + Math.max(1, n));
+        i += group.length;
+        const p = limit(() => (this.stopping || this.fatal ? Promise.resolve() : group.length > 1 ? this.processGroup(group) : this.process(group[0])));
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
       }
@@ -178,6 +188,52 @@ export class Copier {
     await Promise.all(inflight);
     this.commit();
     return { ...this.totals, interrupted: this.stopping && !this.fatal, fatal: this.fatal };
+  }
+
+  /** A small local file for a destination that takes several in one call (see processGroup). */
+  private groupable(item: WorkItem): boolean {
+    return item.action !== "delete" && item.size <= HANDOFF_GROUP_MAX_SIZE && this.destination.writeFromFiles !== undefined && this.route(item.size) === "file";
+  }
+
+  /**
+   * Small local files handed over together: one call, and one concurrency slot, for the group
+   * (a worker thread copies them one after another anyway). Only files stored and checked as
+   * copyFile would are recorded here; any other goes again the usual way, with its retries,
+   * events and failure record. A file stored but failing the check is removed first.
+   */
+  private async processGroup(group: WorkItem[]): Promise<void> {
+    let results: (WriteResult | MigrateError)[] = [];
+    try {
+      results = await this.destination.writeFromFiles!(
+        group.map((item) => ({
+          key: item.key,
+          file: this.source.localPath!(item.key),
+          source: { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 },
+          md5: item.md5 !== undefined,
+        })),
+      );
+    } catch {
+      /* every file goes again the usual way */
+    }
+    const again: WorkItem[] = [];
+    for (const [j, item] of group.entries()) {
+      const r = results[j];
+      if (!r || r instanceof MigrateError) {
+        again.push(item);
+        continue;
+      }
+      if (verify(item.size, r.size, r.size, r.md5, item.md5, undefined, undefined, undefined)) {
+        await this.destination.delete(item.key).catch(() => undefined);
+        again.push(item);
+        continue;
+      }
+      this.sent(r.size);
+      this.recordDone(item, r.size, 1);
+    }
+    for (const item of again) {
+      if (this.stopping || this.fatal) break; // left pending
+      await this.process(item);
+    }
   }
 
   /** Ask the source to fetch together the rows of `group` that will be read whole. */

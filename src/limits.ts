@@ -226,6 +226,10 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
       await s.bandwidth?.take(source.size);
       return request(() => inner.writeFromFile!(key, file, source, opts));
     }),
+    writeFromFiles: inner.writeFromFiles && (async (items) => {
+      await s.bandwidth?.take(items.reduce((n, it) => n + it.source.size, 0));
+      return request(() => inner.writeFromFiles!(items));
+    }),
     readWhole: inner.readWhole && ((key, max, opts) => request(() => inner.readWhole!(key, max, opts))),
     computeMd5: inner.computeMd5?.bind(inner),
     digestParts: inner.digestParts?.bind(inner),

@@ -16,12 +16,21 @@ import { Worker, parentPort, type TransferListItem } from "node:worker_threads";
 
 type Call = { seq: number; op: string; args: unknown[]; alone?: boolean };
 type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: WorkerErrorShape };
-interface WorkerErrorShape {
+/** An error as it crosses between threads: its message and errno fields. */
+export interface WorkerErrorShape {
   message: string;
   code?: string;
   syscall?: string;
   path?: string;
 }
+
+export function toErrorShape(err: unknown): WorkerErrorShape {
+  const e = err as NodeJS.ErrnoException;
+  return { message: e.message, code: e.code, syscall: e.syscall, path: e.path };
+}
+
+/** The Error again, with `code`, `syscall` and `path` where the worker's had them. */
+export const fromErrorShape = (shape: WorkerErrorShape): NodeJS.ErrnoException => Object.assign(new Error(shape.message), shape);
 
 /** Calls sent to one worker in one message, at most. */
 const BATCH_MAX = 64;
@@ -127,7 +136,7 @@ export class WorkerPool {
         if (!p) continue;
         slot.pending.delete(r.seq);
         if (r.ok) p.resolve(r.value);
-        else p.reject(Object.assign(new Error(r.error.message), r.error));
+        else p.reject(fromErrorShape(r.error));
       }
       if (--slot.batches === 0) worker.unref();
       this.dispatch();
@@ -167,8 +176,7 @@ export function serve(handlers: Handlers): void {
         replies.push({ seq: c.seq, ok: true, value: out?.value });
         if (out?.transfer) transfer.push(...out.transfer);
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        replies.push({ seq: c.seq, ok: false, error: { message: e.message, code: e.code, syscall: e.syscall, path: e.path } });
+        replies.push({ seq: c.seq, ok: false, error: toErrorShape(err) });
       }
     }
     port.postMessage(replies, transfer);

@@ -1,0 +1,95 @@
+/**
+ * Small local files go to a local destination in groups (Adapter.writeFromFiles): one call and
+ * one concurrency slot for up to 32 files. Only files stored whole are recorded done from a
+ * group; any other goes again the usual way and fails (or succeeds) there, alone.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { FsAdapter } from "../../adapters/fs.js";
+import { parseLocation } from "../../adapters/index.js";
+import type { Adapter, FileHandoff } from "../../adapters/types.js";
+import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import { Copier } from "../../src/copier.js";
+import { plan } from "../../src/planner.js";
+import { tempDir } from "../helpers/cli.js";
+
+const RETRY = { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 };
+const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxMemory: 64 * 1024 * 1024 };
+const COUNT = 40;
+const name = (i: number) => `f${String(i).padStart(2, "0")}`;
+
+/** The fs adapter, recording the size of each writeFromFiles call (or failing them all). */
+function destination(dir: string, failGroups = false): Adapter & { groups: number[] } {
+  const inner = new FsAdapter(parseLocation(dir));
+  const groups: number[] = [];
+  return Object.assign(Object.create(inner) as Adapter, {
+    groups,
+    async writeFromFiles(items: readonly FileHandoff[]) {
+      groups.push(items.length);
+      if (failGroups) throw new Error("the group call failed");
+      return inner.writeFromFiles(items);
+    },
+  });
+}
+
+async function setUp(failGroups = false) {
+  const srcDir = tempDir("group-src");
+  const dstDir = tempDir("group-dst");
+  for (let i = 0; i < COUNT; i++) {
+    const file = path.join(srcDir, name(i));
+    fs.writeFileSync(file, `object ${i} `.repeat(i + 1));
+    fs.utimesSync(file, 1_700_000_000 + i, 1_700_000_000 + i);
+  }
+  const source = new FsAdapter(parseLocation(srcDir));
+  const dst = destination(dstDir, failGroups);
+  const store = SqliteCheckpoint.create(path.join(tempDir("group-ckpt"), "j.sqlite"), {
+    id: "t",
+    source: srcDir,
+    destination: dstDir,
+    options: { include: [], exclude: [], compare: "default", delete: false },
+  });
+  expect(await plan({ source, destination: dst, store, options: store.job.options })).toBe(true);
+  const copier = new Copier(source, dst, store, { concurrency: 4, retry: RETRY, multipart: MULTIPART });
+  return { srcDir, dstDir, dst, store, copier };
+}
+
+const rowsByKey = (store: SqliteCheckpoint) => new Map([...store.rows()].map((r) => [r.key, r]));
+
+describe("small local files handed over in groups", () => {
+  it("copies them in groups; a file gone or grown since the plan fails alone, the rest are done", async () => {
+    const { srcDir, dstDir, dst, store, copier } = await setUp();
+    fs.rmSync(path.join(srcDir, name(5)));
+    fs.appendFileSync(path.join(srcDir, name(17)), "grown");
+
+    const result = await copier.run();
+
+    expect(dst.groups.some((n) => n > 1)).toBe(true);
+    expect(result.copied).toBe(COUNT - 2);
+    expect(result.failed).toBe(2);
+    const rows = rowsByKey(store);
+    for (let i = 0; i < COUNT; i++) {
+      if (i === 5 || i === 17) continue;
+      const [from, to] = [path.join(srcDir, name(i)), path.join(dstDir, name(i))];
+      expect(fs.readFileSync(to).equals(fs.readFileSync(from))).toBe(true);
+      expect(fs.statSync(to).mtimeMs).toBe(fs.statSync(from).mtimeMs);
+      expect(rows.get(name(i))?.state).toBe("done");
+    }
+    expect(rows.get(name(5))).toMatchObject({ state: "failed", error: expect.stringMatching(/no such file/) });
+    expect(rows.get(name(17))).toMatchObject({ state: "failed", error: expect.stringMatching(/holds more than \d+ bytes/) });
+    // Neither the missing nor the grown file, nor a temporary file, is left at the destination.
+    expect(fs.readdirSync(dstDir).sort()).toEqual(Array.from({ length: COUNT }, (_, i) => name(i)).filter((n) => n !== name(5) && n !== name(17)));
+    store.close();
+  });
+
+  it("when a group call fails as a whole, each of its files is copied the usual way", async () => {
+    const { srcDir, dstDir, dst, store, copier } = await setUp(true);
+    const result = await copier.run();
+    expect(dst.groups.length).toBeGreaterThan(0);
+    expect(result.copied).toBe(COUNT);
+    expect(result.failed).toBe(0);
+    for (let i = 0; i < COUNT; i++) expect(fs.readFileSync(path.join(dstDir, name(i))).equals(fs.readFileSync(path.join(srcDir, name(i))))).toBe(true);
+    expect([...store.rows()].every((r) => r.state === "done")).toBe(true);
+    store.close();
+  });
+});
