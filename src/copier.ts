@@ -1,8 +1,9 @@
 /**
  * The copier: takes pending rows from the checkpoint store in batches, runs them through a
  * bounded pool, copies each object source → destination (streamed; small ones, and local files
- * of a few MiB, held whole; large ones in parts), verifies what arrived, and records the outcome
- * before reporting it.
+ * of a few MiB, held whole; large ones in parts; small local files to a local destination in
+ * groups, one pool slot a group), verifies what arrived, and records the outcome before
+ * reporting it.
  *
  * Verification, per object: the bytes read equal the size the source announced; the size the
  * destination says it stored equals them; their MD5 equals the source's (when the source listing
@@ -172,8 +173,11 @@ export class Copier {
         if (this.opts.moreRows && (await Promise.race([this.opts.moreRows(), this.stopped]))) continue;
         break;
       }
-      for (let i = 0; i < batch.length; ) {
-        if (i % PREFETCH_GROUP === 0) this.prefetch(batch.slice(i, i + PREFETCH_GROUP));
+      for (let i = 0, prefetched = 0; i < batch.length; ) {
+        if (i >= prefetched) {
+          this.prefetch(batch.slice(i, i + PREFETCH_GROUP));
+          prefetched = i + PREFETCH_GROUP;
+        }
         while (inflight.size >= window) await Promise.race(inflight);
         if (this.stopping || this.fatal) break outer;
         let n = 0;
