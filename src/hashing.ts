@@ -56,3 +56,10 @@ export function crcToBase64(crc: number): string {
 export function md5Hex(buf: Uint8Array): string {
   return crypto.createHash("md5").update(buf).digest("hex");
 }
+
+/** Hex MD5 of hex part MD5s, as binary, in order: S3's multipart ETag without its "-N". */
+export function md5OfPartMd5s(partMd5s: readonly string[]): string {
+  const h = crypto.createHash("md5");
+  for (const m of partMd5s) h.update(Buffer.from(m, "hex"));
+  return h.digest("hex");
+}

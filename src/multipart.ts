@@ -33,12 +33,11 @@
  * more to hash them (never sending them again).
  */
 import pLimit from "p-limit";
-import crypto from "node:crypto";
 import type { Adapter, ObjectInfo, PartChecksum, PartLayout } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
 import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
-import { crc32cBase64 } from "./hashing.js";
+import { crc32cBase64, md5OfPartMd5s } from "./hashing.js";
 import { BufferPool, ByteBudget } from "./memory.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 
@@ -396,11 +395,4 @@ export class MultipartCopier {
       onRetry: (err: MigrateError, attempt: number, delayMs: number) => this.hooks.onRetry?.(key, err, attempt, delayMs),
     };
   }
-}
-
-/** Hex MD5 of hex part MD5s, as binary, in order: S3's multipart ETag without its "-N". */
-export function md5OfPartMd5s(partMd5s: string[]): string {
-  const h = crypto.createHash("md5");
-  for (const m of partMd5s) h.update(Buffer.from(m, "hex"));
-  return h.digest("hex");
 }

@@ -20,7 +20,6 @@
  *   returns a plain-MD5 ETag, which is then checked against the md5 we computed. Above the 5 GiB
  *   CopyObject limit the md5 is not stored (the write result still carries the verified md5).
  */
-import { createHash } from "node:crypto";
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { sdk } from "./sdk.js";
@@ -29,7 +28,7 @@ import { CantDoThatHere, MigrateError, afterFailedCheck, toMigrateError } from "
 import { mapS3Error } from "./errors.js";
 import { cleanEtag, infoFromHeaders, isHexMd5, md5FromEtag, writeHeaders, type S3WriteHeaders } from "./meta.js";
 import type { LeanS3 } from "./lean.js";
-import { md5Hex } from "../../src/hashing.js";
+import { md5Hex, md5OfPartMd5s } from "../../src/hashing.js";
 
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 
@@ -73,11 +72,9 @@ function rawHeaders(h: S3WriteHeaders): Record<string, string> {
   return out;
 }
 
-/** The multipart ETag S3 computes: md5 of the concatenated binary part md5s, "-N". */
-export function multipartEtag(partMd5s: string[]): string {
-  const h = createHash("md5");
-  for (const p of partMd5s) h.update(Buffer.from(p, "hex"));
-  return `${h.digest("hex")}-${partMd5s.length}`;
+/** The multipart ETag S3 computes from the parts' MD5s (meta.ts's multipartEtag reads one back). */
+export function expectedMultipartEtag(partMd5s: string[]): string {
+  return `${md5OfPartMd5s(partMd5s)}-${partMd5s.length}`;
 }
 
 export class S3Writer implements MultipartSteps {
@@ -246,7 +243,7 @@ export class S3Writer implements MultipartSteps {
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
     const size = sorted.reduce((n, p) => n + p.size, 0);
     const partEtags = sorted.map((p) => cleanEtag(p.etag) ?? "");
-    const expected = partEtags.every((e) => isHexMd5(e.toLowerCase())) ? multipartEtag(partEtags) : undefined;
+    const expected = partEtags.every((e) => isHexMd5(e.toLowerCase())) ? expectedMultipartEtag(partEtags) : undefined;
     let out;
     try {
       out = await this.client.send(

@@ -14,7 +14,7 @@ import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAdapter, parseLocation } from "../../adapters/index.js";
 import { multipartEtag } from "../../adapters/s3/meta.js";
-import { md5OfPartMd5s } from "../../src/multipart.js";
+import { md5OfPartMd5s } from "../../src/hashing.js";
 import Database from "better-sqlite3";
 import { objectEvents, parseEvents, runCli, startCli, summaryOf, tempDir } from "../helpers/cli.js";
 import { seededBytes } from "../helpers/streams.js";
