@@ -9,6 +9,7 @@ import crypto from "node:crypto";
 import { serve, toErrorShape, type Handled, type WorkerErrorShape } from "../src/worker-pool.js";
 import { crc32c } from "@node-rs/crc32";
 import { crcToBase64, md5Hex } from "../src/hashing.js";
+import { tempNameFor } from "./fs-names.js";
 
 export interface DirEntry {
   name: string;
@@ -98,16 +99,17 @@ export interface CopiedFile {
   md5?: string;
 }
 /** copyOne's arguments, in order. */
-export type CopyArgs = [src: string, tmp: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean];
+export type CopyArgs = [src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean];
 export type CopiedOrFailed = { ok: CopiedFile } | { error: WorkerErrorShape };
 
 /**
- * Copy `src` to `tmp` (hashing the bytes if `md5`), set the mtime, rename to `final`.
- * `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
+ * Copy `src` to final's temporary name (hashing the bytes if `md5`), set the mtime, rename to
+ * `final`. `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
  */
-function copyOne(src: string, tmp: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean): CopiedFile {
+function copyOne(src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean): CopiedFile {
   const input = fs.openSync(src, "r");
   try {
+    const tmp = tempNameFor(final);
     const out = openTemp(tmp);
     let size = 0;
     const hash = md5 ? crypto.createHash("md5") : undefined;

@@ -15,19 +15,16 @@ import { MigrateError, toMigrateError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
 import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js";
 import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
+import { TEMP_PREFIX, tempNameFor } from "./fs-names.js";
 
-/**
- * Prefix of our temporary files; never listed, so an interrupted write leaves nothing visible.
- * The name is derived from the final name, so the retry or resume of an interrupted write reuses
- * (truncates) the same temporary file instead of leaving one behind.
- */
-export const TEMP_PREFIX = ".cloudmigrate-tmp-";
+export { TEMP_PREFIX };
 
-function tempNameFor(finalPath: string): string {
-  const digest = crypto.createHash("sha256").update(path.basename(finalPath)).digest("hex").slice(0, 24);
-  return path.join(path.dirname(finalPath), TEMP_PREFIX + digest);
-}
 const NAME_MAX = 255;
+/**
+ * Matches every key with a segment keyProblem refuses for its form (empty, ".", "..", one of our
+ * temporary names) or a NUL, and some keys it accepts; no match means only lengths are left to check.
+ */
+const MAYBE_BAD_SEGMENT = new RegExp(`\\0|(?:^|/)(?:/|$|\\.\\.?(?:/|$)|${TEMP_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})`);
 /** Files up to this size are read and written whole, by one worker call. */
 const SMALL_FILE = 256 * 1024;
 /**
@@ -73,30 +70,36 @@ export class FsAdapter implements Adapter {
   readonly display: string;
   readonly capabilities = capabilities;
   private readonly root: string;
+  private readonly rootSlash: string;
+  private readonly rootBytes: number;
 
   constructor(loc: Location) {
     this.root = loc.prefix ? path.join(loc.root, ...loc.prefix.split("/")) : loc.root;
+    this.rootSlash = this.root.endsWith(path.sep) ? this.root : this.root + path.sep;
+    this.rootBytes = Buffer.byteLength(this.root);
     this.display = loc.display;
   }
 
+  /** The file's path: the root, a separator, the key (keyProblem has refused "." and ".." segments). */
   private pathOf(key: string): string {
     const problem = this.keyProblem(key);
     if (problem) throw new MigrateError("Unsupported", `${key}: ${problem}`);
-    return path.join(this.root, ...key.split("/"));
+    return path.sep === "/" ? this.rootSlash + key : path.join(this.root, ...key.split("/"));
   }
 
   keyProblem(key: string): string | undefined {
-    if (key.includes("\0")) return "a file name cannot contain NUL";
-    const parts = key.split("/");
-    for (const p of parts) {
-      if (p === "" ) return "a file name cannot be empty (key has '//' or ends in '/')";
-      if (p === "." || p === "..") return `a path segment cannot be '${p}' on a filesystem`;
-      if (Buffer.byteLength(p) > NAME_MAX) return `a file name is longer than ${NAME_MAX} bytes`;
-      if (p.startsWith(TEMP_PREFIX)) return "name reserved for cloudmigrate's temporary files";
+    const bytes = Buffer.byteLength(key);
+    // Most keys pass one pattern test; a key of at most NAME_MAX bytes has no longer segment.
+    if (MAYBE_BAD_SEGMENT.test(key) || bytes > NAME_MAX) {
+      if (key.includes("\0")) return "a file name cannot contain NUL";
+      for (const p of key.split("/")) {
+        if (p === "") return "a file name cannot be empty (key has '//' or ends in '/')";
+        if (p === "." || p === "..") return `a path segment cannot be '${p}' on a filesystem`;
+        if (Buffer.byteLength(p) > NAME_MAX) return `a file name is longer than ${NAME_MAX} bytes`;
+        if (p.startsWith(TEMP_PREFIX)) return "name reserved for cloudmigrate's temporary files";
+      }
     }
-    if (Buffer.byteLength(key) + Buffer.byteLength(this.root) + 1 > capabilities.maxKeyBytes) {
-      return `path is longer than ${capabilities.maxKeyBytes} bytes`;
-    }
+    if (bytes + this.rootBytes + 1 > capabilities.maxKeyBytes) return `path is longer than ${capabilities.maxKeyBytes} bytes`;
     return undefined;
   }
 
@@ -286,7 +289,7 @@ export class FsAdapter implements Adapter {
     let got: CopiedFile;
     try {
       const pool = fsPool();
-      const args: CopyArgs = [file, tempNameFor(finalPath), finalPath, source.size, source.mtime, opts?.md5 === true];
+      const args: CopyArgs = [file, finalPath, source.size, source.mtime, opts?.md5 === true];
       got = await (source.size > SMALL_FILE ? pool.callAlone<CopiedFile>("copyFile", ...args) : pool.call<CopiedFile>("copyFile", ...args));
     } catch (err) {
       throw this.handoffError(key, file, err);
@@ -300,7 +303,7 @@ export class FsAdapter implements Adapter {
   async writeFromFiles(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]> {
     const entries = items.map((it): CopyArgs => {
       const finalPath = this.pathOf(it.key);
-      return [it.file, tempNameFor(finalPath), finalPath, it.source.size, it.source.mtime, it.md5 === true];
+      return [it.file, finalPath, it.source.size, it.source.mtime, it.md5 === true];
     });
     const got = await fsPool().callAlone<CopiedOrFailed[]>("copyFiles", entries);
     return got.map((g, i) => {

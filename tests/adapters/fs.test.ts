@@ -43,3 +43,43 @@ describe("fs digestParts", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe("fs keys and paths", () => {
+  /** keyProblem as it was before its one-pattern fast path: every segment checked. */
+  function reference(key: string, rootBytes: number): string | undefined {
+    if (key.includes("\0")) return "a file name cannot contain NUL";
+    for (const p of key.split("/")) {
+      if (p === "") return "a file name cannot be empty (key has '//' or ends in '/')";
+      if (p === "." || p === "..") return `a path segment cannot be '${p}' on a filesystem`;
+      if (Buffer.byteLength(p) > 255) return "a file name is longer than 255 bytes";
+      if (p.startsWith(".cloudmigrate-tmp-")) return "name reserved for cloudmigrate's temporary files";
+    }
+    if (Buffer.byteLength(key) + rootBytes + 1 > 4095) return "path is longer than 4095 bytes";
+    return undefined;
+  }
+
+  it("refuses exactly the keys the segment-by-segment check refuses, and maps the rest below the root", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "cm-fs-keys-"));
+    const fsa = new FsAdapter(parseLocation(root));
+    const pieces = ["/", "/", ".", "..", "a", "é", "\0", ".cloudmigrate-tmp-", ".cloudmigrate-tm", "x".repeat(200), "🚀".repeat(30)];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    const keys = ["", "/", "a/", "/a", "a//b", ".", "..", "a/.", "./a", "a/../b", "..a", ".a.", "a/.cloudmigrate-tmp-x", "x".repeat(256), "x".repeat(255)];
+    for (let i = 0; i < 20_000; i++) {
+      let k = "";
+      for (let n = 1 + (next() % 6); n > 0; n--) k += pieces[next() % pieces.length];
+      keys.push(k);
+    }
+    let accepted = 0;
+    for (const k of keys) {
+      const want = reference(k, Buffer.byteLength(root));
+      expect(fsa.keyProblem(k), JSON.stringify(k)).toBe(want);
+      if (want === undefined) {
+        accepted++;
+        expect(fsa.localPath(k)).toBe(path.join(root, ...k.split("/")));
+      } else expect(() => fsa.localPath(k)).toThrow(want);
+    }
+    expect(accepted).toBeGreaterThan(1000);
+    expect(accepted).toBeLessThan(keys.length - 1000);
+  });
+});
