@@ -7,8 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { serve, toErrorShape, type Handled, type WorkerErrorShape } from "../src/worker-pool.js";
-import { crc32c } from "@node-rs/crc32";
-import { crcToBase64, md5Hex } from "../src/hashing.js";
+import { crc32c, crcToBase64, md5Hex } from "../src/hashing.js";
 import { tempNameFor } from "./fs-names.js";
 
 export interface DirEntry {

@@ -3,9 +3,21 @@
  * flows through it, so verification costs no second read.
  */
 import crypto from "node:crypto";
+import { createRequire } from "node:module";
 import { Transform, type TransformCallback } from "node:stream";
-import { crc32c } from "@node-rs/crc32";
 import { STREAM_BUFFER } from "./memory.js";
+
+type Crc32c = (input: Buffer, initial: number) => number;
+let nativeCrc32c: Crc32c | undefined;
+/**
+ * CRC32C of `input` continuing from `initial` (hardware-accelerated, @node-rs/crc32). The native
+ * module loads on first use: 12-17 ms of every start (and of every worker thread's) that routes
+ * without CRC32C, such as file to file, do not pay.
+ */
+export function crc32c(input: Buffer, initial: number): number {
+  nativeCrc32c ??= (createRequire(import.meta.url)("@node-rs/crc32") as { crc32c: Crc32c }).crc32c;
+  return nativeCrc32c(input, initial);
+}
 
 export class HashingStream extends Transform {
   bytes = 0;
