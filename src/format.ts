@@ -1,13 +1,14 @@
 /** Human-readable numbers for terminal output. */
 export function formatBytes(n: number): string {
+  if (Math.round(n) < 1024) return `${Math.round(n)} B`; // rates have fractions: "351 B", not "351.35135 B"
   const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let v = n;
+  let v = Math.max(n, 1024); // 1023.6 rounds up to a kibibyte
   let i = 0;
   while (v >= 1024 && i < units.length - 1) {
     v /= 1024;
     i++;
   }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
 /** 1234567 → "1,234,567". Not toLocaleString: its first call loads ICU data, ~20 ms a run. */
