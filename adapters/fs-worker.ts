@@ -94,8 +94,8 @@ function openTemp(tmp: string): number {
 
 /**
  * copyOne's read buffer, one per thread and reused: a fresh one per small file cost its
- * allocation and its collection (about 50 ms of a thread's time for 10,000 files). Only
- * copyOne uses it, and a thread runs one call at a time.
+ * allocation (14 ms of a thread's profile for 10,000 files) and its collection. Only copyOne
+ * uses it, and a thread runs one call at a time.
  */
 const COPY_CHUNK = 1024 * 1024;
 const copyBuffer = Buffer.allocUnsafeSlow(COPY_CHUNK + 1);
