@@ -182,12 +182,14 @@ export async function plan(input: PlanInput): Promise<boolean> {
     if (!keep(key)) continue;
     if (resumeAfter !== undefined && compareKeys(key, resumeAfter) <= 0) continue;
     // Most rows need no request: with no decision in flight ahead of them, they skip the window.
-    const now = window.length ? undefined : decideNow(pair, source, destination, options);
-    if (now) {
+    const now = decideNow(pair, source, destination, options);
+    if (now && !window.length) {
       if (add(now) && input.shouldStop?.()) return false;
       continue;
     }
-    const decision = withRetry(input.retry ?? defaultRetryPolicy, () => decide(pair, source, destination, options));
+    const decision = now
+      ? Promise.resolve(now)
+      : withRetry(input.retry ?? defaultRetryPolicy, () => decideWithRequests(pair.src!, pair.dst!, source, destination, options));
     decision.catch(() => undefined); // awaited in order below; don't report it unhandled meanwhile
     window.push(decision);
     if (window.length >= DECISION_WINDOW) {
@@ -205,16 +207,14 @@ export async function plan(input: PlanInput): Promise<boolean> {
   return true;
 }
 
-async function decide(
-  pair: { src?: ObjectInfo; dst?: ObjectInfo },
+/** The row for two same-size objects (decideNow left them): compare, fetching what the mode needs. */
+async function decideWithRequests(
+  src: ObjectInfo,
+  dst: ObjectInfo,
   source: Adapter,
   destination: Adapter,
   options: JobOptions,
 ): Promise<PlanRow> {
-  const now = decideNow(pair, source, destination, options);
-  if (now) return now;
-  const src = pair.src!;
-  const dst = pair.dst!;
   if (options.compare === "checksum") await fillChecksums(src, dst, source, destination);
   if (options.compare === "default") await fillSourceMtime(src, dst, source, destination);
   const decision = compareObjects({ info: src, caps: source.capabilities }, { info: dst, caps: destination.capabilities }, options.compare);
