@@ -125,6 +125,16 @@ const FILE_HANDOFF_MAX = 64 * 1024 * 1024;
 const HANDOFF_GROUP = 32;
 const HANDOFF_GROUP_MAX_SIZE = 64 * 1024;
 
+/** The object as the plan listed it. */
+const listedInfo = (item: WorkItem): ObjectInfo => ({ key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 });
+
+/**
+ * What is wrong with a local file handed over whole (writeFromFile, writeFromFiles) as stored:
+ * its size, and its MD5 where the plan holds one. Undefined when it checks out.
+ */
+const handoffProblem = (item: WorkItem, stored: WriteResult): string | undefined =>
+  verify(item.size, stored.size, stored.size, stored.md5, item.md5, undefined, undefined, undefined);
+
 export class Copier {
   private stopping = false;
   private onStop: () => void = () => undefined;
@@ -212,7 +222,7 @@ export class Copier {
         group.map((item) => ({
           key: item.key,
           file: this.source.localPath!(item.key),
-          source: { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 },
+          source: listedInfo(item),
           md5: item.md5 !== undefined,
         })),
       );
@@ -226,7 +236,7 @@ export class Copier {
         again.push(item);
         continue;
       }
-      if (verify(item.size, r.size, r.size, r.md5, item.md5, undefined, undefined, undefined)) {
+      if (handoffProblem(item, r)) {
         await this.destination.delete(item.key).catch(() => undefined);
         again.push(item);
         continue;
@@ -337,10 +347,9 @@ export class Copier {
    * mtime is the one kept.
    */
   private async copyFile(item: WorkItem): Promise<number> {
-    const info: ObjectInfo = { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
-    const stored = await this.destination.writeFromFile!(item.key, this.source.localPath!(item.key), info, { md5: item.md5 !== undefined });
+    const stored = await this.destination.writeFromFile!(item.key, this.source.localPath!(item.key), listedInfo(item), { md5: item.md5 !== undefined });
     this.sent(stored.size);
-    const problem = verify(info.size, stored.size, stored.size, stored.md5, item.md5, undefined, undefined, undefined);
+    const problem = handoffProblem(item, stored);
     if (problem) {
       this.opts.onBytes?.(-stored.size);
       await this.destination.delete(item.key).catch(() => undefined);
@@ -363,7 +372,7 @@ export class Copier {
       try {
         const got = await this.source.readWhole(item.key, WHOLE_READ_MAX, { md5: this.needsOwnMd5(item.md5) });
         // Undefined: it grew past the bound since it was listed, so it streams.
-        if (got) return await this.copyBuffer(item, got.body, { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 }, item.md5, got.md5);
+        if (got) return await this.copyBuffer(item, got.body, listedInfo(item), item.md5, got.md5);
       } finally {
         budget.release(item.size);
       }
@@ -374,7 +383,7 @@ export class Copier {
   /** Read the object's stream: held whole if small, else streamed to the destination. */
   private async copyFromStream(item: WorkItem): Promise<number> {
     const stream = await this.source.read(item.key);
-    const info: ObjectInfo = stream.info ?? { key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 };
+    const info: ObjectInfo = stream.info ?? listedInfo(item);
     const expectedMd5 = item.md5 ?? info.md5;
     if (info.size <= SMALL_OBJECT) return this.copySmall(item, stream, info, expectedMd5);
     // The MD5 is computed only to be compared: with the source's, unless the destination checks

@@ -19,21 +19,31 @@ const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxM
 const COUNT = 40;
 const name = (i: number) => `f${String(i).padStart(2, "0")}`;
 
-/** The fs adapter, recording the size of each writeFromFiles call (or failing them all). */
-function destination(dir: string, failGroups = false): Adapter & { groups: number[] } {
+/**
+ * The fs adapter, recording the size of each writeFromFiles call and each delete; it can fail
+ * every group call, or report one key as stored one byte longer than it is.
+ */
+function destination(dir: string, opts: { failGroups?: boolean; misreport?: string } = {}): Adapter & { groups: number[]; deleted: string[] } {
   const inner = new FsAdapter(parseLocation(dir));
   const groups: number[] = [];
+  const deleted: string[] = [];
   return Object.assign(Object.create(inner) as Adapter, {
     groups,
+    deleted,
     async writeFromFiles(items: readonly FileHandoff[]) {
       groups.push(items.length);
-      if (failGroups) throw new Error("the group call failed");
-      return inner.writeFromFiles(items);
+      if (opts.failGroups) throw new Error("the group call failed");
+      const got = await inner.writeFromFiles(items);
+      return got.map((r, i) => (items[i].key === opts.misreport && !(r instanceof Error) ? { ...r, size: r.size + 1 } : r));
+    },
+    async delete(key: string) {
+      deleted.push(key);
+      return inner.delete(key);
     },
   });
 }
 
-async function setUp(failGroups = false) {
+async function setUp(opts: { failGroups?: boolean; misreport?: string } = {}) {
   const srcDir = tempDir("group-src");
   const dstDir = tempDir("group-dst");
   for (let i = 0; i < COUNT; i++) {
@@ -42,7 +52,7 @@ async function setUp(failGroups = false) {
     fs.utimesSync(file, 1_700_000_000 + i, 1_700_000_000 + i);
   }
   const source = new FsAdapter(parseLocation(srcDir));
-  const dst = destination(dstDir, failGroups);
+  const dst = destination(dstDir, opts);
   const store = SqliteCheckpoint.create(path.join(tempDir("group-ckpt"), "j.sqlite"), {
     id: "t",
     source: srcDir,
@@ -83,13 +93,25 @@ describe("small local files handed over in groups", () => {
   });
 
   it("when a group call fails as a whole, each of its files is copied the usual way", async () => {
-    const { srcDir, dstDir, dst, store, copier } = await setUp(true);
+    const { srcDir, dstDir, dst, store, copier } = await setUp({ failGroups: true });
     const result = await copier.run();
     expect(dst.groups.length).toBeGreaterThan(0);
     expect(result.copied).toBe(COUNT);
     expect(result.failed).toBe(0);
     for (let i = 0; i < COUNT; i++) expect(fs.readFileSync(path.join(dstDir, name(i))).equals(fs.readFileSync(path.join(srcDir, name(i))))).toBe(true);
     expect([...store.rows()].every((r) => r.state === "done")).toBe(true);
+    store.close();
+  });
+
+  it("a file a group reports stored at another size is removed and copied again alone", async () => {
+    const { srcDir, dstDir, dst, store, copier } = await setUp({ misreport: name(9) });
+    const result = await copier.run();
+    expect(dst.groups.some((n) => n > 1)).toBe(true);
+    expect(dst.deleted).toEqual([name(9)]);
+    expect(result.copied).toBe(COUNT);
+    expect(result.failed).toBe(0);
+    for (let i = 0; i < COUNT; i++) expect(fs.readFileSync(path.join(dstDir, name(i))).equals(fs.readFileSync(path.join(srcDir, name(i))))).toBe(true);
+    expect(rowsByKey(store).get(name(9))?.state).toBe("done");
     store.close();
   });
 });
