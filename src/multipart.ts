@@ -37,6 +37,7 @@ import type { Adapter, ObjectInfo, PartChecksum, PartLayout } from "../adapters/
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
 import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
+import { fillFrom } from "./fill.js";
 import { crc32cBase64, md5OfPartMd5s } from "./hashing.js";
 import { BufferPool, ByteBudget } from "./memory.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
@@ -364,27 +365,9 @@ export class MultipartCopier {
   private async readPart(key: string, start: number, body: Buffer): Promise<void> {
     const length = body.length;
     await withRetry(this.hooks.retry, async () => {
-      if (this.source.readInto) {
-        const got = await this.source.readInto(key, start, body);
-        if (got !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${got} of ${length} bytes`, { temporary: true });
-        return;
-      }
-      const stream = await this.source.read(key, { start, end: start + length - 1 });
-      if (stream.whole) {
-        stream.destroy();
-        if (stream.whole.length !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${stream.whole.length} of ${length} bytes`, { temporary: true });
-        stream.whole.copy(body);
-        return;
-      }
-      let got = 0;
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        if (got + chunk.length > length) {
-          stream.destroy();
-          throw new MigrateError("Integrity", `${key}: ranged read returned more than ${length} bytes`, { temporary: true });
-        }
-        chunk.copy(body, got);
-        got += chunk.length;
-      }
+      const got = this.source.readInto
+        ? await this.source.readInto(key, start, body)
+        : await fillFrom(await this.source.read(key, { start, end: start + length - 1 }), body, key);
       if (got !== length) throw new MigrateError("Integrity", `${key}: ranged read returned ${got} of ${length} bytes`, { temporary: true });
     }, this.retryHooks(key));
   }

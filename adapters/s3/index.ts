@@ -13,6 +13,8 @@ import { createS3Client } from "./client.js";
 import { sdk } from "./sdk.js";
 import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
+import { DirectUnsupported } from "../http-into.js";
+import { fillFrom } from "../../src/fill.js";
 import { listObjects } from "./lister.js";
 import { cleanEtag, infoFromHeaders, multipartEtag } from "./meta.js";
 import { MAX_SINGLE_PUT, S3Writer } from "./writer.js";
@@ -52,6 +54,8 @@ export class S3Adapter implements Adapter {
   private readonly bucket: string;
   /** Location prefix with a trailing "/", or "". */
   private readonly base: string;
+  /** Cleared when the store answers a direct read in a way http-into.ts does not read. */
+  private directReads = true;
 
   constructor(
     loc: Location,
@@ -128,6 +132,24 @@ export class S3Adapter implements Adapter {
     return { size: h.ContentLength, crc32c: h.ChecksumCRC32C };
   }
 
+  /**
+   * Once the lean path knows where objects live, the bytes go from the socket straight into
+   * `target` (http-into.ts); before that, or if the store answers in a way that path does not
+   * read, through the SDK.
+   */
+  async readInto(key: string, start: number, target: Buffer): Promise<number> {
+    const Key = this.fullKey(key);
+    if (this.lean?.ready && this.directReads) {
+      try {
+        return await this.lean.getRangeInto(Key, start, target);
+      } catch (err) {
+        if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
+        this.directReads = false;
+      }
+    }
+    return fillFrom(await this.read(key, { start, end: start + target.length - 1 }), target, `${this.display}${key}`);
+  }
+
   /** A whole-object read carries the object's info from the GET response headers. */
   async read(key: string, range?: ByteRange): Promise<ObjectStream> {
     const Key = this.fullKey(key);
@@ -189,6 +211,7 @@ export class S3Adapter implements Adapter {
   }
 
   async close(): Promise<void> {
+    this.lean?.close();
     this.client.destroy();
   }
 }

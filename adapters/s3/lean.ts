@@ -17,6 +17,8 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { SignatureV4 } from "@smithy/signature-v4";
 import { signing } from "./sdk.js";
 import type { S3ReadHeaders } from "./meta.js";
+import { BodyTooLong, DirectGet } from "../http-into.js";
+import { MigrateError } from "../../src/errors.js";
 
 /** Where the bucket's objects live, as the SDK resolved it. */
 interface Target {
@@ -77,12 +79,15 @@ export interface LeanGetResult {
 export class LeanS3 {
   private target?: Target;
   private signer?: Promise<SignatureV4>;
+  private readonly direct: DirectGet;
 
   constructor(
     private readonly client: S3Client,
     private readonly agents: { http: http.Agent; https: https.Agent },
     private readonly idleTimeoutMs: number,
-  ) {}
+  ) {
+    this.direct = new DirectGet(idleTimeoutMs);
+  }
 
   get ready(): boolean {
     return this.target !== undefined;
@@ -115,6 +120,35 @@ export class LeanS3 {
   async get(key: string, signal?: AbortSignal): Promise<LeanGetResult> {
     const res = await this.request("GET", key, { "x-amz-content-sha256": EMPTY_SHA256 }, undefined, signal);
     return { body: res, headers: readHeaders(res.headers) };
+  }
+
+  /**
+   * Bytes of `key` from `start` into `target` (as many as fit), read off the socket straight
+   * into it (see http-into.ts); how many. Throws DirectUnsupported when the store answers in a
+   * way that path does not read: the caller then reads through the SDK.
+   */
+  async getRangeInto(key: string, start: number, target: Buffer): Promise<number> {
+    const t = this.target!;
+    const signer = await (this.signer ??= this.makeSigner());
+    const host = t.port ? `${t.hostname}:${t.port}` : t.hostname;
+    const path = `${t.basePath}/${encodeKey(key)}`;
+    const headers = { host, range: `bytes=${start}-${start + target.length - 1}`, "x-amz-content-sha256": EMPTY_SHA256 };
+    const signed = await signer.sign({ method: "GET", protocol: t.protocol, hostname: t.hostname, port: t.port, path, query: {}, headers });
+    const origin = { protocol: t.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: t.hostname, port: t.port, secureContext: this.agents.https.options.secureContext };
+    let res;
+    try {
+      res = await this.direct.get(origin, path, signed.headers, target);
+    } catch (err) {
+      if (err instanceof BodyTooLong) throw new MigrateError("Integrity", `ranged read of ${key} returned ${err.announced} bytes, more than the ${err.room} asked`, { temporary: true });
+      throw err;
+    }
+    if (res.status < 200 || res.status >= 300) throw serviceError(res.status, res.errorBody ?? "", res.headers);
+    return res.length;
+  }
+
+  /** Close the sockets the direct reads keep alive. */
+  close(): void {
+    this.direct.close();
   }
 
   /** Sign and send `method` on `key` at the learned URL. */

@@ -179,6 +179,55 @@ describe("s3 network failures (no emulator needed)", () => {
     }
   });
 
+  it("ranged reads over https straight off the socket trust AWS_CA_BUNDLE too", async (ctx) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-ca-"));
+    try {
+      const key = path.join(dir, "key.pem");
+      const cert = path.join(dir, "cert.pem");
+      try {
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+      } catch {
+        ctx.skip("openssl not available");
+      }
+      // Serves one object's byte ranges, as S3 would (signatures are not checked here).
+      const data = randomBytes(300_000);
+      const ranges: string[] = [];
+      const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
+        const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "")!;
+        ranges.push(req.headers.range ?? "");
+        const [start, end] = [Number(m[1]), Math.min(Number(m[2]), data.length - 1)];
+        res.writeHead(206, { "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${data.length}`, etag: '"abc"' });
+        res.end(data.subarray(start, end + 1));
+      });
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      const port = (srv.address() as net.AddressInfo).port;
+      const env = { AWS_ENDPOINT_URL: `https://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_CA_BUNDLE: cert, AWS_REGION: "us-east-1" };
+      const { client, lean } = createS3Client("b", { env });
+      let sdkGets = 0;
+      client.middlewareStack.add((next, context) => (args) => {
+        if (context.commandName === "GetObjectCommand") sdkGets++;
+        return next(args);
+      }, { step: "initialize", name: "countSdkGets" });
+      const a = new S3Adapter(parseLocation("s3://b"), client, lean);
+      try {
+        const body = Buffer.alloc(100_000);
+        for (let start = 0; start < data.length; start += body.length) {
+          expect(await a.readInto("obj", start, body)).toBe(100_000);
+          expect(body.equals(data.subarray(start, start + 100_000))).toBe(true);
+        }
+        expect(ranges).toEqual(["bytes=0-99999", "bytes=100000-199999", "bytes=200000-299999"]);
+        expect(sdkGets).toBe(1);
+      } finally {
+        await a.close();
+        srv.closeAllConnections();
+        srv.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a refused connection is a temporary error", async () => {
     const srv = net.createServer();
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
@@ -526,6 +575,41 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     expect((await readAll(await a.read("big", { start: 5, end: 9 }))).equals(big.subarray(5, 10))).toBe(true);
     expect(sdkGets).toBe(2); // the first whole read (which taught the URL) and the ranged one
     await expect(a.read("no such key")).rejects.toMatchObject({ kind: "NotFound" });
+  });
+
+  it("ranged reads into part buffers go straight off the socket once the SDK showed the URL", async () => {
+    const loc = parseLocation(`${root}/direct reads`);
+    const writer = await open(`${root}/direct reads`);
+    const big = randomBytes(3 * 1024 * 1024 + 7);
+    const odd = "caf\u00e9 +%/part?s=1";
+    await writer.write("big", Readable.from([big]), src("big", big.length));
+    await writer.write(odd, Readable.from([big.subarray(0, 100_000)]), src(odd, 100_000));
+
+    const { client, lean } = createS3Client(loc.root, emu.adapterOptions);
+    let sdkGets = 0;
+    client.middlewareStack.add((next, context) => (args) => {
+      if (context.commandName === "GetObjectCommand") sdkGets++;
+      return next(args);
+    }, { step: "initialize", name: "countSdkGets" });
+    const a = new S3Adapter(loc, client, lean);
+    adapters.push(a);
+    const part = 1024 * 1024;
+    // Part buffers are SharedArrayBuffer-backed (hash workers read them without a copy).
+    const body = Buffer.from(new SharedArrayBuffer(part));
+    expect(await a.readInto(odd, 0, body)).toBe(100_000);
+    expect(body.subarray(0, 100_000).equals(big.subarray(0, 100_000))).toBe(true);
+    expect(sdkGets).toBe(1); // before the lean path knew the URL
+    for (let start = 0; start < big.length; start += part) {
+      body.fill(0);
+      const got = await a.readInto("big", start, body);
+      expect(got).toBe(Math.min(part, big.length - start));
+      expect(body.subarray(0, got).equals(big.subarray(start, start + got))).toBe(true);
+    }
+    expect(await a.readInto(odd, 1000, body)).toBe(99_000);
+    expect(body.subarray(0, 99_000).equals(big.subarray(1000, 100_000))).toBe(true);
+    expect(sdkGets).toBe(1);
+    expect((await caught(a.readInto("no such key", 0, body))).kind).toBe("NotFound");
+    expect((await caught(a.readInto("big", big.length + 10, body))).kind).toBe("ConditionNotMatch");
   });
 
   it("a local file in parts: one digest pass gives the md5 and the part CRC32Cs; bytes changed after it are refused, and the upload starts again", async () => {
