@@ -234,10 +234,15 @@ export interface Adapter {
   writeFromFiles?(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]>;
   /**
    * The whole object in memory (with its hex MD5 if `opts.md5`), read and hashed off the main
-   * thread, or undefined if it holds more than `max` bytes. For objects of a few MiB on a local
-   * disk, where streaming and hashing them on the main thread costs more than holding them.
+   * thread; or undefined, and the engine streams it: it holds more than `max` bytes (or than the
+   * memory `opts.memory` lends, where the adapter reads into that), or the adapter cannot read
+   * it this way now. For objects of a few MiB, where streaming them through the main thread
+   * costs more than holding them. `opts.memory`: the engine's reusable memory for the object,
+   * sized for it as listed, for an adapter that reads into memory of its own choosing; taken
+   * back once the object is written. `info`: the object as read, where the read tells more
+   * than the listing (metadata).
    */
-  readWhole?(key: string, max: number, opts?: { md5?: boolean }): Promise<{ body: Buffer; md5?: string } | undefined>;
+  readWhole?(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info?: ObjectInfo } | undefined>;
   /** Compute a checksum the listing lacks (e.g. MD5 of a local file); hex. */
   computeMd5?(key: string): Promise<string>;
   /**

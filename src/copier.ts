@@ -93,6 +93,7 @@ export interface RunResult extends CopyTotals {
   fatal?: MigrateError;
 }
 
+const MiB = 1024 * 1024;
 /** How many rows to take from the store at a time. */
 const CLAIM_BATCH = 512;
 /** Group commit: completions are committed together at most this often, or this many at once. */
@@ -107,9 +108,9 @@ const SMALL_OBJECT = 256 * 1024;
 const PREFETCH_GROUP = 32;
 const PREFETCH_MAX_SIZE = 64 * 1024;
 /**
- * Objects up to this size, from a source that offers readWhole (a local disk), are read and
- * hashed whole on a worker thread, within the memory budget, instead of streamed through the
- * main thread: their MD5 then costs the main thread nothing.
+ * Objects up to this size, from a source that offers readWhole, are read whole within the memory
+ * budget instead of streamed through the main thread: from a local disk, read and hashed on a
+ * worker thread; from S3, straight off the socket into one buffer.
  */
 const WHOLE_READ_MAX = 16 * 1024 * 1024;
 /**
@@ -359,22 +360,26 @@ export class Copier {
   }
 
   /**
-   * One object in one write. From a source that offers readWhole (a local disk), objects up to
-   * WHOLE_READ_MAX are read (and hashed, where needed) whole off the main thread, within the
-   * memory budget. Otherwise small objects are held whole and bigger ones stream: holding a
-   * network source's object of a few MiB measured slower than streaming it (chunks collected,
-   * then copied once more).
+   * One object in one write. From a source that offers readWhole, objects up to WHOLE_READ_MAX
+   * are read whole (see readWhole), within the memory budget. Otherwise small objects are held
+   * whole and bigger ones stream: holding an object of a few MiB read as a stream measured
+   * slower than streaming it (chunks collected, then copied once more).
    */
   private async copySingle(item: WorkItem): Promise<number> {
     if (this.source.readWhole && item.size > SMALL_OBJECT && item.size <= WHOLE_READ_MAX) {
-      const budget = this.multipart.budget;
-      await budget.acquire(item.size);
+      // Lent memory comes in whole MiBs, so objects of about the same size reuse it.
+      const room = Math.min(WHOLE_READ_MAX, Math.ceil(item.size / MiB) * MiB);
+      const { budget, buffers } = this.multipart;
+      await budget.acquire(room);
+      let lent: Buffer | undefined;
       try {
-        const got = await this.source.readWhole(item.key, WHOLE_READ_MAX, { md5: this.needsOwnMd5(item.md5) });
-        // Undefined: it grew past the bound since it was listed, so it streams.
-        if (got) return await this.copyBuffer(item, got.body, listedInfo(item), item.md5, got.md5);
+        const memory = () => (lent ??= buffers.take(room));
+        const got = await this.source.readWhole(item.key, WHOLE_READ_MAX, { md5: this.needsOwnMd5(item.md5), memory });
+        // Undefined: it grew since it was listed, or the source cannot read it whole now: it streams.
+        if (got) return await this.copyBuffer(item, got.body, got.info ?? listedInfo(item), item.md5, got.md5);
       } finally {
-        budget.release(item.size);
+        if (lent) buffers.give(lent);
+        budget.release(room);
       }
     }
     return this.copyFromStream(item);

@@ -79,7 +79,8 @@ export function choosePartSize(size: number, preferred: number, limits: { minPar
 
 export class MultipartCopier {
   readonly budget: ByteBudget;
-  private readonly buffers: BufferPool;
+  /** Reusable memory for parts, lent also to objects read whole (see Copier.copySingle). */
+  readonly buffers: BufferPool;
   /** Objects whose source part layout did not check out: copied without it from then on. */
   private readonly layoutRefused = new Set<string>();
 

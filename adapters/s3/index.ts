@@ -13,7 +13,8 @@ import { createS3Client } from "./client.js";
 import { sdk } from "./sdk.js";
 import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
-import { DirectUnsupported } from "../http-into.js";
+import { BodyTooLong, DirectUnsupported } from "../http-into.js";
+import { md5Of } from "../../src/hash-pool.js";
 import { fillFrom } from "../../src/fill.js";
 import { listObjects } from "./lister.js";
 import { cleanEtag, infoFromHeaders, multipartEtag } from "./meta.js";
@@ -139,15 +140,46 @@ export class S3Adapter implements Adapter {
    */
   async readInto(key: string, start: number, target: Buffer): Promise<number> {
     const Key = this.fullKey(key);
-    if (this.lean?.ready && this.directReads) {
+    if (this.direct()) {
       try {
-        return await this.lean.getRangeInto(Key, start, target);
+        return (await this.lean!.getInto(Key, target, start)).length;
       } catch (err) {
+        if (err instanceof BodyTooLong) {
+          throw new MigrateError("Integrity", `${this.display}${key}: ranged read returned ${err.announced} bytes, more than the ${err.room} asked`, { temporary: true });
+        }
         if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
         this.directReads = false;
       }
     }
     return fillFrom(await this.read(key, { start, end: start + target.length - 1 }), target, `${this.display}${key}`);
+  }
+
+  /**
+   * The whole object, read straight off the socket into the engine's memory (`opts.memory`),
+   * with its info from the response; hashed on a worker if `opts.md5`. Undefined (stream it
+   * instead) if it does not fit, or before the lean path knows the URL.
+   */
+  async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
+    const Key = this.fullKey(key);
+    if (!this.direct()) return undefined;
+    const lent = opts?.memory?.();
+    const body = lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
+    let got;
+    try {
+      got = await this.lean!.getInto(Key, body);
+    } catch (err) {
+      if (err instanceof BodyTooLong) return undefined;
+      if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
+      this.directReads = false;
+      return undefined;
+    }
+    const whole = body.subarray(0, got.length);
+    const info = infoFromHeaders(key, got.headers);
+    return { body: whole, info, md5: opts?.md5 ? await md5Of(whole) : undefined };
+  }
+
+  private direct(): boolean {
+    return this.directReads && this.lean?.ready === true;
   }
 
   /** A whole-object read carries the object's info from the GET response headers. */

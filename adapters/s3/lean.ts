@@ -17,8 +17,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { SignatureV4 } from "@smithy/signature-v4";
 import { signing } from "./sdk.js";
 import type { S3ReadHeaders } from "./meta.js";
-import { BodyTooLong, DirectGet } from "../http-into.js";
-import { MigrateError } from "../../src/errors.js";
+import { DirectGet } from "../http-into.js";
 
 /** Where the bucket's objects live, as the SDK resolved it. */
 interface Target {
@@ -123,27 +122,23 @@ export class LeanS3 {
   }
 
   /**
-   * Bytes of `key` from `start` into `target` (as many as fit), read off the socket straight
-   * into it (see http-into.ts); how many. Throws DirectUnsupported when the store answers in a
-   * way that path does not read: the caller then reads through the SDK.
+   * Bytes of `key` into `target`, read off the socket straight into it (see http-into.ts): from
+   * `start`, as many as fit; or, without `start`, the whole object, which must fit (BodyTooLong
+   * if it does not, before any of it is read). Throws DirectUnsupported when the store answers
+   * in a way that path does not read: the caller then reads through the SDK.
    */
-  async getRangeInto(key: string, start: number, target: Buffer): Promise<number> {
+  async getInto(key: string, target: Buffer, start?: number): Promise<{ length: number; headers: S3ReadHeaders }> {
     const t = this.target!;
     const signer = await (this.signer ??= this.makeSigner());
     const host = t.port ? `${t.hostname}:${t.port}` : t.hostname;
     const path = `${t.basePath}/${encodeKey(key)}`;
-    const headers = { host, range: `bytes=${start}-${start + target.length - 1}`, "x-amz-content-sha256": EMPTY_SHA256 };
+    const headers: Record<string, string> = { host, "x-amz-content-sha256": EMPTY_SHA256 };
+    if (start !== undefined) headers.range = `bytes=${start}-${start + target.length - 1}`;
     const signed = await signer.sign({ method: "GET", protocol: t.protocol, hostname: t.hostname, port: t.port, path, query: {}, headers });
     const origin = { protocol: t.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: t.hostname, port: t.port, secureContext: this.agents.https.options.secureContext };
-    let res;
-    try {
-      res = await this.direct.get(origin, path, signed.headers, target);
-    } catch (err) {
-      if (err instanceof BodyTooLong) throw new MigrateError("Integrity", `ranged read of ${key} returned ${err.announced} bytes, more than the ${err.room} asked`, { temporary: true });
-      throw err;
-    }
+    const res = await this.direct.get(origin, path, signed.headers, target);
     if (res.status < 200 || res.status >= 300) throw serviceError(res.status, res.errorBody ?? "", res.headers);
-    return res.length;
+    return { length: res.length, headers: readHeaders(res.headers) };
   }
 
   /** Close the sockets the direct reads keep alive. */

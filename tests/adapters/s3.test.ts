@@ -724,6 +724,54 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     }
   });
 
+  it("the copier reads S3 objects of a few MiB whole, straight off the socket, and keeps what the read told (metadata)", async () => {
+    const srcLoc = parseLocation(`${root}/whole-src`);
+    const writer = await open(`${root}/whole-src`);
+    const dst = await open(`${root}/whole-dst`);
+    const extra = { contentType: "application/x-mine", cacheControl: "no-cache", metadata: { owner: "ünïcode" }, mtime: 1_650_000_000_456 };
+    const objects = new Map([["a warm-up", randomBytes(1000)], ["mid", randomBytes(3 * 1024 * 1024 + 5)], ["mid 2", randomBytes(300 * 1024)]]);
+    for (const [k, v] of objects) await writer.write(k, Readable.from([v]), src(k, v.length, extra));
+    const { client, lean } = createS3Client(srcLoc.root, emu.adapterOptions);
+    let sdkGets = 0;
+    client.middlewareStack.add((next, context) => (args) => {
+      if (context.commandName === "GetObjectCommand") sdkGets++;
+      return next(args);
+    }, { step: "initialize", name: "countSdkGets" });
+    const source = new S3Adapter(srcLoc, client, lean);
+    adapters.push(source);
+    const wholeReads: string[] = [];
+    const counted: Adapter = Object.assign(Object.create(source) as Adapter, {
+      readWhole: async (key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }) => {
+        const got = await source.readWhole(key, max, opts);
+        if (got) wholeReads.push(key);
+        return got;
+      },
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-whole-"));
+    const store = SqliteCheckpoint.create(path.join(dir, "j.sqlite"), {
+      id: "t",
+      source: `${root}/whole-src`,
+      destination: `${root}/whole-dst`,
+      options: { include: [], exclude: [], compare: "default", delete: false },
+    });
+    await plan({ source: counted, destination: dst, store, options: store.job.options });
+    // Concurrency 1: the small object goes first and teaches the lean path the URL.
+    const result = await new Copier(counted, dst, store, {
+      concurrency: 1,
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
+    }).run();
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(result.copied).toBe(3);
+    expect(wholeReads.sort()).toEqual(["mid", "mid 2"]);
+    expect(sdkGets).toBe(1);
+    for (const [k, v] of objects) {
+      expect((await readAll(await dst.read(k))).equals(v)).toBe(true);
+      expect(await dst.stat(k)).toMatchObject({ size: v.length, md5: md5(v), contentType: "application/x-mine", cacheControl: "no-cache", metadata: { owner: "ünïcode" }, mtime: extra.mtime });
+    }
+  });
+
   it("the copier sends local files whole with a CRC32C only, unless the source gave an MD5 to compare", async () => {
     const dst = await open(`${root}/crc-copier`);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-crc-"));
