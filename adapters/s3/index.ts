@@ -145,13 +145,13 @@ export class S3Adapter implements Adapter {
         return (await this.lean!.getInto(Key, target, start)).length;
       } catch (err) {
         if (err instanceof BodyTooLong) {
-          throw new MigrateError("Integrity", `${this.display}${key}: ranged read returned ${err.announced} bytes, more than the ${err.room} asked`, { temporary: true });
+          throw new MigrateError("Integrity", `GetObject s3://${this.bucket}/${Key}: ranged read returned ${err.announced} bytes, more than the ${err.room} asked`, { temporary: true });
         }
         if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
         this.directReads = false;
       }
     }
-    return fillFrom(await this.read(key, { start, end: start + target.length - 1 }), target, `${this.display}${key}`);
+    return fillFrom(await this.read(key, { start, end: start + target.length - 1 }), target, `GetObject s3://${this.bucket}/${Key}`);
   }
 
   /**
