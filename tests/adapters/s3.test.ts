@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { parseLocation } from "../../adapters/index.js";
 import { createS3Client, resolveS3Config } from "../../adapters/s3/client.js";
 import { mapS3Error, parseRetryAfter } from "../../adapters/s3/errors.js";
@@ -43,6 +44,49 @@ adapterContract("s3 (minio)", () => emulatorTarget(emulator, createS3Adapter, { 
 
 function src(key: string, size: number, extra: Partial<ObjectInfo> = {}): ObjectInfo {
   return { key, size, ...extra };
+}
+
+/** A self-signed certificate for 127.0.0.1 in `dir` (the test is skipped without openssl). */
+function selfSignedCert(dir: string, ctx: { skip(note: string): void }): { key: string; cert: string } {
+  const key = path.join(dir, "key.pem");
+  const cert = path.join(dir, "cert.pem");
+  try {
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+  } catch {
+    ctx.skip("openssl not available");
+  }
+  return { key, cert };
+}
+
+/** Counts the GetObject commands that go through the SDK (not the lean or direct paths). */
+function countSdkGets(client: S3Client): { count: number } {
+  const seen = { count: 0 };
+  client.middlewareStack.add((next, context) => (args) => {
+    if (context.commandName === "GetObjectCommand") seen.count++;
+    return next(args);
+  }, { step: "initialize", name: "countSdkGets" });
+  return seen;
+}
+
+/** Plan and run one job from `source` to `destination`, its checkpoint in `o.dir`. */
+async function planAndCopy(source: Adapter, destination: Adapter, o: { dir: string; urls: [string, string]; include: string[]; concurrency: number }) {
+  const store = SqliteCheckpoint.create(path.join(o.dir, "j.sqlite"), {
+    id: "t",
+    source: o.urls[0],
+    destination: o.urls[1],
+    options: { include: o.include, exclude: [], compare: "default", delete: false },
+  });
+  try {
+    await plan({ source, destination, store, options: store.job.options });
+    return await new Copier(source, destination, store, {
+      concurrency: o.concurrency,
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
+    }).run();
+  } finally {
+    store.close();
+  }
 }
 
 describe("s3 configuration (no emulator needed)", () => {
@@ -148,14 +192,7 @@ describe("s3 network failures (no emulator needed)", () => {
   it("AWS_CA_BUNDLE certificates are trusted for https endpoints", async (ctx) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-ca-"));
     try {
-      const key = path.join(dir, "key.pem");
-      const cert = path.join(dir, "cert.pem");
-      try {
-        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
-      } catch {
-        ctx.skip("openssl not available");
-      }
+      const { key, cert } = selfSignedCert(dir, ctx);
       const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => {
         res.writeHead(404, { "content-type": "application/xml" });
         res.end('<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>nope</Message></Error>');
@@ -182,14 +219,7 @@ describe("s3 network failures (no emulator needed)", () => {
   it("ranged reads over https straight off the socket trust AWS_CA_BUNDLE too", async (ctx) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-ca-"));
     try {
-      const key = path.join(dir, "key.pem");
-      const cert = path.join(dir, "cert.pem");
-      try {
-        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
-      } catch {
-        ctx.skip("openssl not available");
-      }
+      const { key, cert } = selfSignedCert(dir, ctx);
       // Serves one object's byte ranges, as S3 would (signatures are not checked here).
       const data = randomBytes(300_000);
       const ranges: string[] = [];
@@ -204,11 +234,7 @@ describe("s3 network failures (no emulator needed)", () => {
       const port = (srv.address() as net.AddressInfo).port;
       const env = { AWS_ENDPOINT_URL: `https://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_CA_BUNDLE: cert, AWS_REGION: "us-east-1" };
       const { client, lean } = createS3Client("b", { env });
-      let sdkGets = 0;
-      client.middlewareStack.add((next, context) => (args) => {
-        if (context.commandName === "GetObjectCommand") sdkGets++;
-        return next(args);
-      }, { step: "initialize", name: "countSdkGets" });
+      const sdkGets = countSdkGets(client);
       const a = new S3Adapter(parseLocation("s3://b"), client, lean);
       try {
         const body = Buffer.alloc(100_000);
@@ -217,7 +243,7 @@ describe("s3 network failures (no emulator needed)", () => {
           expect(body.equals(data.subarray(start, start + 100_000))).toBe(true);
         }
         expect(ranges).toEqual(["bytes=0-99999", "bytes=100000-199999", "bytes=200000-299999"]);
-        expect(sdkGets).toBe(1);
+        expect(sdkGets.count).toBe(1);
       } finally {
         await a.close();
         srv.closeAllConnections();
@@ -553,11 +579,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     await writer.write("big", Readable.from([big]), src("big", big.length));
 
     const { client, lean } = createS3Client(loc.root, emu.adapterOptions);
-    let sdkGets = 0;
-    client.middlewareStack.add((next, context) => (args) => {
-      if (context.commandName === "GetObjectCommand") sdkGets++;
-      return next(args);
-    }, { step: "initialize", name: "countSdkGets" });
+    const sdkGets = countSdkGets(client);
     const a = new S3Adapter(loc, client, lean);
     adapters.push(a);
     expect(lean.ready).toBe(false);
@@ -573,7 +595,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     expect((await readAll(await a.read("big"))).equals(big)).toBe(true);
     // A ranged read stays on the SDK path.
     expect((await readAll(await a.read("big", { start: 5, end: 9 }))).equals(big.subarray(5, 10))).toBe(true);
-    expect(sdkGets).toBe(2); // the first whole read (which taught the URL) and the ranged one
+    expect(sdkGets.count).toBe(2); // the first whole read (which taught the URL) and the ranged one
     await expect(a.read("no such key")).rejects.toMatchObject({ kind: "NotFound" });
   });
 
@@ -586,11 +608,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     await writer.write(odd, Readable.from([big.subarray(0, 100_000)]), src(odd, 100_000));
 
     const { client, lean } = createS3Client(loc.root, emu.adapterOptions);
-    let sdkGets = 0;
-    client.middlewareStack.add((next, context) => (args) => {
-      if (context.commandName === "GetObjectCommand") sdkGets++;
-      return next(args);
-    }, { step: "initialize", name: "countSdkGets" });
+    const sdkGets = countSdkGets(client);
     const a = new S3Adapter(loc, client, lean);
     adapters.push(a);
     const part = 1024 * 1024;
@@ -598,7 +616,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     const body = Buffer.from(new SharedArrayBuffer(part));
     expect(await a.readInto(odd, 0, body)).toBe(100_000);
     expect(body.subarray(0, 100_000).equals(big.subarray(0, 100_000))).toBe(true);
-    expect(sdkGets).toBe(1); // before the lean path knew the URL
+    expect(sdkGets.count).toBe(1); // before the lean path knew the URL
     for (let start = 0; start < big.length; start += part) {
       body.fill(0);
       const got = await a.readInto("big", start, body);
@@ -607,7 +625,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     }
     expect(await a.readInto(odd, 1000, body)).toBe(99_000);
     expect(body.subarray(0, 99_000).equals(big.subarray(1000, 100_000))).toBe(true);
-    expect(sdkGets).toBe(1);
+    expect(sdkGets.count).toBe(1);
     expect((await caught(a.readInto("no such key", 0, body))).kind).toBe("NotFound");
     expect((await caught(a.readInto("big", big.length + 10, body))).kind).toBe("ConditionNotMatch");
   });
@@ -732,11 +750,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     const objects = new Map([["a warm-up", randomBytes(1000)], ["mid", randomBytes(3 * 1024 * 1024 + 5)], ["mid 2", randomBytes(300 * 1024)]]);
     for (const [k, v] of objects) await writer.write(k, Readable.from([v]), src(k, v.length, extra));
     const { client, lean } = createS3Client(srcLoc.root, emu.adapterOptions);
-    let sdkGets = 0;
-    client.middlewareStack.add((next, context) => (args) => {
-      if (context.commandName === "GetObjectCommand") sdkGets++;
-      return next(args);
-    }, { step: "initialize", name: "countSdkGets" });
+    const sdkGets = countSdkGets(client);
     const source = new S3Adapter(srcLoc, client, lean);
     adapters.push(source);
     const wholeReads: string[] = [];
@@ -748,24 +762,12 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
       },
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-whole-"));
-    const store = SqliteCheckpoint.create(path.join(dir, "j.sqlite"), {
-      id: "t",
-      source: `${root}/whole-src`,
-      destination: `${root}/whole-dst`,
-      options: { include: [], exclude: [], compare: "default", delete: false },
-    });
-    await plan({ source: counted, destination: dst, store, options: store.job.options });
     // Concurrency 1: the small object goes first and teaches the lean path the URL.
-    const result = await new Copier(counted, dst, store, {
-      concurrency: 1,
-      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
-      multipart: { partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
-    }).run();
-    store.close();
+    const result = await planAndCopy(counted, dst, { dir, urls: [`${root}/whole-src`, `${root}/whole-dst`], include: [], concurrency: 1 });
     fs.rmSync(dir, { recursive: true, force: true });
     expect(result.copied).toBe(3);
     expect(wholeReads.sort()).toEqual(["mid", "mid 2"]);
-    expect(sdkGets).toBe(1);
+    expect(sdkGets.count).toBe(1);
     for (const [k, v] of objects) {
       expect((await readAll(await dst.read(k))).equals(v)).toBe(true);
       expect(await dst.stat(k)).toMatchObject({ size: v.length, md5: md5(v), contentType: "application/x-mine", cacheControl: "no-cache", metadata: { owner: "ünïcode" }, mtime: extra.mtime });
@@ -785,19 +787,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
       },
     });
     const source = new FsAdapter(parseLocation(dir));
-    const store = SqliteCheckpoint.create(path.join(dir, "j.sqlite"), {
-      id: "t",
-      source: dir,
-      destination: `${root}/crc-copier`,
-      options: { include: ["small", "mid"], exclude: [], compare: "default", delete: false },
-    });
-    await plan({ source, destination, store, options: store.job.options });
-    const result = await new Copier(source, destination, store, {
-      concurrency: 2,
-      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
-      multipart: { partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
-    }).run();
-    store.close();
+    const result = await planAndCopy(source, destination, { dir, urls: [dir, `${root}/crc-copier`], include: ["small", "mid"], concurrency: 2 });
     expect(result.copied).toBe(2);
     for (const [k, v] of files) {
       expect(sent[k]).toEqual({ md5: undefined, crc32c: crc32cBase64(v) });
