@@ -20,6 +20,7 @@ import tls from "node:tls";
 
 export interface Origin {
   protocol: "http:" | "https:";
+  /** As in a URL: a name, an IPv4 address or a bracketed IPv6 one ("[::1]"). */
   hostname: string;
   port?: number;
   /** For https: the trust store to use (unset: Node's default). */
@@ -81,16 +82,18 @@ class Conn {
   constructor(origin: Origin, idleTimeoutMs: number, private readonly onIdle: (c: Conn) => void, private readonly onGone: (c: Conn) => void) {
     const onread: net.OnReadOpts = { buffer: () => this.room(), callback: (n: number) => this.onRead(n) };
     const port = origin.port ?? (origin.protocol === "https:" ? 443 : 80);
+    // URL hostnames keep IPv6 literals in brackets ("[::1]"); sockets take the bare address.
+    const host = origin.hostname.replace(/^\[(.*)\]$/, "$1");
     // tls.connect documents `onread` (as net's); @types/node leaves it out of ConnectionOptions.
     const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
-      host: origin.hostname,
+      host,
       port,
-      servername: net.isIP(origin.hostname) ? undefined : origin.hostname,
+      servername: net.isIP(host) ? undefined : host,
       secureContext: origin.secureContext,
       ALPNProtocols: ["http/1.1"],
       onread,
     };
-    this.socket = origin.protocol === "https:" ? tls.connect(tlsOptions) : net.connect({ host: origin.hostname, port, onread });
+    this.socket = origin.protocol === "https:" ? tls.connect(tlsOptions) : net.connect({ host, port, onread });
     this.socket.setNoDelay(true);
     this.socket.setTimeout(idleTimeoutMs, () => {
       this.socket.destroy(Object.assign(new Error(`no data for ${idleTimeoutMs} ms`), { code: "ETIMEDOUT" }));

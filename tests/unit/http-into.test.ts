@@ -68,6 +68,21 @@ describe("DirectGet", () => {
     expect(connections()).toBe(1);
   });
 
+  it("reaches a server at a bracketed IPv6 address, as URLs write them", async (ctx) => {
+    const data = crypto.randomBytes(5000);
+    const server = http.createServer(rangeServer(data));
+    const listening = await new Promise<boolean>((r) => server.once("error", () => r(false)).listen(0, "::1", () => r(true)));
+    if (!listening) ctx.skip("no IPv6 loopback here");
+    closers.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+    const origin: Origin = { protocol: "http:", hostname: "[::1]", port: (server.address() as AddressInfo).port };
+    const get = new DirectGet(5_000);
+    closers.push(async () => get.close());
+    const target = Buffer.alloc(data.length);
+    const res = await get.get(origin, "/obj", { host: `[::1]:${origin.port}`, range: `bytes=0-${data.length - 1}` }, target);
+    expect(res.length).toBe(data.length);
+    expect(target.equals(data)).toBe(true);
+  });
+
   it("reads into memory shared with worker threads, as part buffers are", async () => {
     const data = crypto.randomBytes(256 * 1024);
     const { origin } = await httpServer(rangeServer(data));
