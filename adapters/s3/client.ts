@@ -158,6 +158,9 @@ async function discoverRegion(bucket: string, cfg: ResolvedS3Config, handler: Ha
   // The probe shares the handler's agents: do not destroy it.
 }
 
+/** Calls whose resolved URL is the object's, query aside. */
+const OBJECT_CALLS = new Set(["PutObjectCommand", "GetObjectCommand", "HeadObjectCommand"]);
+
 /**
  * Build the client for `bucket`, and the lean PUT/GET path that shares its agents, region and
  * credentials. The handler's agents are released by `client.destroy()`.
@@ -183,9 +186,10 @@ export function createS3Client(bucket: string, opts: AdapterOptions): { client: 
   client.middlewareStack.add(
     (next, context) => async (args) => {
       unsignedPayloadWhenChecksummed(args.request);
-      // The URL the SDK resolved for a PutObject or GetObject tells the lean path where objects go.
+      // The URL the SDK resolved for a call on one object tells the lean path where objects go.
+      // HeadObject counts: a large object's copy starts with one, so its parts all go direct.
       const key = (args.input as { Key?: unknown }).Key;
-      const objectCall = context.commandName === "PutObjectCommand" || context.commandName === "GetObjectCommand";
+      const objectCall = OBJECT_CALLS.has(context.commandName ?? "");
       if (!lean.ready && objectCall && typeof key === "string") {
         lean.learn(key, args.request as { protocol?: string; hostname?: string; port?: number; path?: string });
       }

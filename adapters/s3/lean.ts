@@ -2,11 +2,12 @@
  * PutObject for small bodies and whole-object GetObject without the SDK's per-request
  * middleware (about 0.5-1 ms of CPU a request, more than a 4 KiB object costs to move): the
  * request is signed with the SDK's own SigV4 signer and sent on the client's keep-alive agent.
+ * And GETs whose body lands straight in the caller's memory (getInto, on http-into.ts sockets).
  *
  * Where to send it is never worked out here: the SDK resolves the endpoint (region, path or
- * virtual-host style, custom endpoints), and the first PutObject or GetObject that goes through
- * the SDK records the URL it resolved; later requests reuse it. Until then, or if the recorded
- * URL does not end in the key as encoded here, the SDK path is used.
+ * virtual-host style, custom endpoints), and the first PutObject, GetObject or HeadObject that
+ * goes through the SDK records the URL it resolved; later requests reuse it. Until then, or if
+ * the recorded URL does not end in the key as encoded here, the SDK path is used.
  *
  * Responses are mapped like SDK errors (mapS3Error sees the same Code, status and headers).
  */

@@ -742,6 +742,23 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     }
   });
 
+  it("a HeadObject (stat) shows the lean path the URL, so a large object's first part already goes direct", async () => {
+    const loc = parseLocation(`${root}/direct reads`);
+    const writer = await open(`${root}/direct reads`);
+    const body = randomBytes(200_000);
+    await writer.write("headed", Readable.from([body]), src("headed", body.length));
+    const { client, lean } = createS3Client(loc.root, emu.adapterOptions);
+    const sdkGets = countSdkGets(client);
+    const a = new S3Adapter(loc, client, lean);
+    adapters.push(a);
+    expect((await a.stat("headed")).size).toBe(body.length);
+    expect(lean.ready).toBe(true);
+    const target = Buffer.alloc(100_000);
+    expect(await a.readInto("headed", 50_000, target)).toBe(100_000);
+    expect(target.equals(body.subarray(50_000, 150_000))).toBe(true);
+    expect(sdkGets.count).toBe(0);
+  });
+
   it("the copier reads S3 objects of a few MiB whole, straight off the socket, and keeps what the read told (metadata)", async () => {
     const srcLoc = parseLocation(`${root}/whole-src`);
     const writer = await open(`${root}/whole-src`);
