@@ -224,7 +224,7 @@ export class DirectGet {
   async get(origin: Origin, path: string, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
     const key = `${origin.protocol}//${origin.hostname}:${origin.port ?? ""}`;
     for (let fresh = false; ; fresh = true) {
-      const conn = (!fresh && this.idle.get(key)?.pop()) || this.open(origin, key);
+      const conn = (!fresh && this.takeIdle(key)) || this.open(origin, key);
       try {
         return await conn.run(path, headers, target);
       } catch (err) {
@@ -232,6 +232,13 @@ export class DirectGet {
         throw err instanceof StaleSocket ? (err.cause as Error) : err;
       }
     }
+  }
+
+  /** A kept-alive socket of this origin that is still open, if any. */
+  private takeIdle(key: string): Conn | undefined {
+    const list = this.idle.get(key);
+    for (let c = list?.pop(); c; c = list!.pop()) if (!c.socket.destroyed) return c;
+    return undefined;
   }
 
   /** Close the kept-alive sockets. */
