@@ -17,7 +17,7 @@ import { BodyTooLong, DirectUnsupported } from "../http-into.js";
 import { md5Of } from "../../src/hash-pool.js";
 import { fillFrom } from "../../src/fill.js";
 import { listObjects } from "./lister.js";
-import { cleanEtag, infoFromHeaders, multipartEtag } from "./meta.js";
+import { cleanEtag, infoFromHeaders, multipartEtag, type S3ReadHeaders } from "./meta.js";
 import { MAX_SINGLE_PUT, S3Writer } from "./writer.js";
 
 const MiB = 1024 * 1024;
@@ -141,15 +141,14 @@ export class S3Adapter implements Adapter {
   async readInto(key: string, start: number, target: Buffer): Promise<number> {
     const Key = this.fullKey(key);
     if (this.direct()) {
+      let got;
       try {
-        return (await this.lean!.getInto(Key, target, start)).length;
+        got = await this.directGet(Key, target, start);
       } catch (err) {
-        if (err instanceof BodyTooLong) {
-          throw new MigrateError("Integrity", `GetObject s3://${this.bucket}/${Key}: ranged read returned ${err.announced} bytes, more than the ${err.room} asked`, { temporary: true });
-        }
-        if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
-        this.directReads = false;
+        if (!(err instanceof BodyTooLong)) throw err;
+        throw new MigrateError("Integrity", `GetObject s3://${this.bucket}/${Key}: ranged read returned ${err.announced} bytes, more than the ${err.room} asked`, { temporary: true });
       }
+      if (got) return got.length;
     }
     return fillFrom(await this.read(key, { start, end: start + target.length - 1 }), target, `GetObject s3://${this.bucket}/${Key}`);
   }
@@ -166,13 +165,12 @@ export class S3Adapter implements Adapter {
     const body = lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
     let got;
     try {
-      got = await this.lean!.getInto(Key, body);
+      got = await this.directGet(Key, body);
     } catch (err) {
       if (err instanceof BodyTooLong) return undefined;
-      if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
-      this.directReads = false;
-      return undefined;
+      throw err;
     }
+    if (!got) return undefined;
     const whole = body.subarray(0, got.length);
     const info = infoFromHeaders(key, got.headers);
     return { body: whole, info, md5: opts?.md5 ? await md5Of(whole) : undefined };
@@ -180,6 +178,22 @@ export class S3Adapter implements Adapter {
 
   private direct(): boolean {
     return this.directReads && this.lean?.ready === true;
+  }
+
+  /**
+   * lean.getInto with errors mapped; undefined if the store answers in a way the direct path
+   * does not read (the SDK path is used from then on). BodyTooLong passes through, for the
+   * caller to judge.
+   */
+  private async directGet(Key: string, target: Buffer, start?: number): Promise<{ length: number; headers: S3ReadHeaders } | undefined> {
+    try {
+      return await this.lean!.getInto(Key, target, start);
+    } catch (err) {
+      if (err instanceof BodyTooLong) throw err;
+      if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });
+      this.directReads = false;
+      return undefined;
+    }
   }
 
   /** A whole-object read carries the object's info from the GET response headers. */

@@ -129,15 +129,11 @@ export class LeanS3 {
    * in a way that path does not read: the caller then reads through the SDK.
    */
   async getInto(key: string, target: Buffer, start?: number): Promise<{ length: number; headers: S3ReadHeaders }> {
-    const t = this.target!;
-    const signer = await (this.signer ??= this.makeSigner());
-    const host = t.port ? `${t.hostname}:${t.port}` : t.hostname;
-    const path = `${t.basePath}/${encodeKey(key)}`;
-    const headers: Record<string, string> = { host, "x-amz-content-sha256": EMPTY_SHA256 };
+    const headers: Record<string, string> = { "x-amz-content-sha256": EMPTY_SHA256 };
     if (start !== undefined) headers.range = `bytes=${start}-${start + target.length - 1}`;
-    const signed = await signer.sign({ method: "GET", protocol: t.protocol, hostname: t.hostname, port: t.port, path, query: {}, headers });
+    const { t, path, signed } = await this.sign("GET", key, headers);
     const origin = { protocol: t.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: t.hostname, port: t.port, secureContext: this.agents.https.options.secureContext };
-    const res = await this.direct.get(origin, path, signed.headers, target);
+    const res = await this.direct.get(origin, path, signed, target);
     if (res.status < 200 || res.status >= 300) throw serviceError(res.status, res.errorBody ?? "", res.headers);
     return { length: res.length, headers: readHeaders(res.headers) };
   }
@@ -149,12 +145,18 @@ export class LeanS3 {
 
   /** Sign and send `method` on `key` at the learned URL. */
   private async request(method: string, key: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    const { t, path, signed } = await this.sign(method, key, headers, body);
+    return this.send(method, t, path, signed, body, signal);
+  }
+
+  /** The learned URL's path for `key`, and `headers` with host and the SigV4 signature added. */
+  private async sign(method: string, key: string, headers: Record<string, string>, body?: Buffer): Promise<{ t: Target; path: string; signed: Record<string, string> }> {
     const t = this.target!;
     const signer = await (this.signer ??= this.makeSigner());
     const host = t.port ? `${t.hostname}:${t.port}` : t.hostname;
     const path = `${t.basePath}/${encodeKey(key)}`;
     const signed = await signer.sign({ method, protocol: t.protocol, hostname: t.hostname, port: t.port, path, query: {}, headers: { ...headers, host }, body });
-    return this.send(method, t, path, signed.headers, body, signal);
+    return { t, path, signed: signed.headers };
   }
 
   private async makeSigner(): Promise<SignatureV4> {
