@@ -6,6 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import os from "node:os";
@@ -86,6 +87,42 @@ async function planAndCopy(source: Adapter, destination: Adapter, o: { dir: stri
     }).run();
   } finally {
     store.close();
+  }
+}
+
+/**
+ * Serves one object's byte ranges as S3 would (signatures are not checked), recording each
+ * Range asked; `chunked` leaves Content-Length out, so the body goes chunked.
+ */
+function rangeHandler(data: Buffer, ranges: string[], o: { chunked?: boolean } = {}): http.RequestListener {
+  return (req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "")!;
+    ranges.push(req.headers.range ?? "");
+    const [start, end] = [Number(m[1]), Math.min(Number(m[2]), data.length - 1)];
+    const length = o.chunked ? {} : { "content-length": end - start + 1 };
+    res.writeHead(206, { ...length, "content-range": `bytes ${start}-${end}/${data.length}`, etag: '"abc"' });
+    res.write(data.subarray(start, start + 10));
+    res.end(data.subarray(start + 10, end + 1));
+  };
+}
+
+/**
+ * Read `data` back as s3://b/obj in 100,000-byte parts with readInto, from the endpoint in
+ * `env`; checks every part's bytes and returns how many GetObjects went through the SDK.
+ */
+async function readPartsBack(data: Buffer, env: Record<string, string>): Promise<number> {
+  const { client, lean } = createS3Client("b", { env: { AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_REGION: "us-east-1", ...env } });
+  const sdkGets = countSdkGets(client);
+  const a = new S3Adapter(parseLocation("s3://b"), client, lean);
+  try {
+    const body = Buffer.alloc(100_000);
+    for (let start = 0; start < data.length; start += body.length) {
+      expect(await a.readInto("obj", start, body)).toBe(100_000);
+      expect(body.equals(data.subarray(start, start + 100_000))).toBe(true);
+    }
+    return sdkGets.count;
+  } finally {
+    await a.close();
   }
 }
 
@@ -220,37 +257,38 @@ describe("s3 network failures (no emulator needed)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-ca-"));
     try {
       const { key, cert } = selfSignedCert(dir, ctx);
-      // Serves one object's byte ranges, as S3 would (signatures are not checked here).
       const data = randomBytes(300_000);
       const ranges: string[] = [];
-      const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
-        const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "")!;
-        ranges.push(req.headers.range ?? "");
-        const [start, end] = [Number(m[1]), Math.min(Number(m[2]), data.length - 1)];
-        res.writeHead(206, { "content-length": end - start + 1, "content-range": `bytes ${start}-${end}/${data.length}`, etag: '"abc"' });
-        res.end(data.subarray(start, end + 1));
-      });
+      const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, rangeHandler(data, ranges));
       await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
       const port = (srv.address() as net.AddressInfo).port;
-      const env = { AWS_ENDPOINT_URL: `https://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_CA_BUNDLE: cert, AWS_REGION: "us-east-1" };
-      const { client, lean } = createS3Client("b", { env });
-      const sdkGets = countSdkGets(client);
-      const a = new S3Adapter(parseLocation("s3://b"), client, lean);
       try {
-        const body = Buffer.alloc(100_000);
-        for (let start = 0; start < data.length; start += body.length) {
-          expect(await a.readInto("obj", start, body)).toBe(100_000);
-          expect(body.equals(data.subarray(start, start + 100_000))).toBe(true);
-        }
+        const sdkGets = await readPartsBack(data, { AWS_ENDPOINT_URL: `https://127.0.0.1:${port}`, AWS_CA_BUNDLE: cert });
         expect(ranges).toEqual(["bytes=0-99999", "bytes=100000-199999", "bytes=200000-299999"]);
-        expect(sdkGets.count).toBe(1);
+        expect(sdkGets).toBe(1);
       } finally {
-        await a.close();
         srv.closeAllConnections();
         srv.close();
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a store that answers ranged GETs chunked is read through the SDK, from the first such answer on", async () => {
+    const data = randomBytes(300_000);
+    const ranges: string[] = [];
+    const srv = http.createServer(rangeHandler(data, ranges, { chunked: true }));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const sdkGets = await readPartsBack(data, { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` });
+      // SDK (teaches the URL), direct (refused) then SDK again, then SDK only.
+      expect(sdkGets).toBe(3);
+      expect(ranges).toHaveLength(4);
+    } finally {
+      srv.closeAllConnections();
+      srv.close();
     }
   });
 
