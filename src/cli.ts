@@ -230,7 +230,20 @@ function isUsage(err: MigrateError): boolean {
   return err.kind === "ConfigInvalid" || err.kind === "PermissionDenied";
 }
 
+/**
+ * A reader that goes away (`migrate … | head`) ends our output, not the run: later writes to
+ * that stream are dropped (Node ignores SIGPIPE, so each would otherwise be an EPIPE error that
+ * crashes the process), and the copy, its checkpoint and its report go on to the end.
+ */
+function tolerateClosedReader(stream: NodeJS.WriteStream): void {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  tolerateClosedReader(process.stdout);
+  tolerateClosedReader(process.stderr);
   let pending: Promise<number> | undefined;
   const program = buildProgram((p) => (pending = p));
   try {

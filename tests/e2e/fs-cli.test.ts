@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { objectEvents, runCli, summaryOf, tempDir, treeDigest } from "../helpers/cli.js";
+import { objectEvents, runCli, startCli, summaryOf, tempDir, treeDigest } from "../helpers/cli.js";
 import { makeTree } from "../helpers/fixtures.js";
 import { readReportRows } from "../../src/report.js";
 
@@ -159,6 +159,29 @@ describe("bad input: one line, the documented exit code, nothing lost", () => {
     const r = await runCli([t.src, path.join(t.src, "inner")], { env: t.env });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/overlap/);
+  });
+
+  it("a reader that goes away (`| head`) ends the output, not the run", async () => {
+    /** Run with stdout closed by its reader before the first line; stderr and exit code kept. */
+    const closedStdout = (args: string[], env?: Record<string, string>) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const child = startCli(args, { env });
+        child.stdout!.destroy();
+        let stderr = "";
+        child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("error", reject);
+        child.on("close", (code) => resolve({ code, stderr }));
+      });
+    const help = await closedStdout(["--help"]);
+    expect(help).toEqual({ code: 0, stderr: "" });
+
+    const t = setup(300);
+    const run = await closedStdout([t.src, t.dst, "--json"], t.env);
+    expect(run.stderr).not.toMatch(/EPIPE|Error:|\n\s+at /);
+    expect(run.code).toBe(0);
+    expect(treeDigest(t.dst)).toEqual(treeDigest(t.src));
+    const again = await runCli([t.src, t.dst, "--json"], { env: t.env });
+    expect(summaryOf(again)).toMatchObject({ copied: 0, unchanged: 300 });
   });
 
   it("bad flags → exit 2 with a one-line message", async () => {
