@@ -19,6 +19,53 @@ export function crc32c(input: Buffer, initial: number): number {
   return nativeCrc32c(input, initial);
 }
 
+/** Row `i` of the operator is what bit `i` of a CRC becomes; applying it XORs the rows of set bits. */
+function gf2Apply(op: Uint32Array, vec: number): number {
+  let sum = 0;
+  for (let i = 0; vec !== 0; vec >>>= 1, i++) if (vec & 1) sum ^= op[i];
+  return sum >>> 0;
+}
+
+/** `out` = `op` applied twice (the operator for twice as many zero bits). */
+function gf2Square(out: Uint32Array, op: Uint32Array): void {
+  for (let i = 0; i < 32; i++) out[i] = gf2Apply(op, op[i]);
+}
+
+/**
+ * The CRC32C of A followed by B, from `crcA`, `crcB` and B's length in bytes, without the bytes:
+ * `crcA` advanced over `lengthB` zero bytes, XOR `crcB` (zlib's crc32_combine, for the
+ * Castagnoli polynomial). Parts hashed apart, in any order, give the whole object's CRC32C.
+ */
+export function crc32cCombine(crcA: number, crcB: number, lengthB: number): number {
+  if (lengthB <= 0) return crcA >>> 0; // an empty B has CRC 0
+  const even = new Uint32Array(32);
+  const odd = new Uint32Array(32);
+  odd[0] = 0x82f63b78; // one zero bit: the reflected polynomial
+  for (let i = 1, row = 1; i < 32; i++, row <<= 1) odd[i] = row;
+  gf2Square(even, odd); // two zero bits
+  gf2Square(odd, even); // four
+  let crc = crcA >>> 0;
+  let n = lengthB;
+  for (;;) {
+    gf2Square(even, odd); // first pass: one zero byte, then doubling
+    if (n % 2 === 1) crc = gf2Apply(even, crc);
+    n = Math.floor(n / 2);
+    if (n === 0) break;
+    gf2Square(odd, even);
+    if (n % 2 === 1) crc = gf2Apply(odd, crc);
+    n = Math.floor(n / 2);
+    if (n === 0) break;
+  }
+  return (crc ^ crcB) >>> 0;
+}
+
+/** The whole object's base64 CRC32C from its parts' base64 CRC32Cs and sizes, in order. */
+export function combinedCrc32cBase64(parts: readonly { crc32c: string; size: number }[]): string {
+  let crc = 0;
+  for (const p of parts) crc = crc32cCombine(crc, Buffer.from(p.crc32c, "base64").readUInt32BE(0), p.size);
+  return crcToBase64(crc);
+}
+
 export class HashingStream extends Transform {
   bytes = 0;
   private readonly md5?: crypto.Hash;

@@ -13,6 +13,9 @@
  * Verification: every part goes with a checksum for the service to check (S3 and GCS CRC32C,
  * Azure transactional MD5); the whole-object MD5 is checked against the source's where
  * it has one, and stored as metadata by completeUpload so a later `diff --checksum` can compare.
+ * A source that states the whole object's CRC32C as well (GCS) is checked, into CRC32C parts,
+ * by the parts' CRC32Cs combined (hashing.ts), with no MD5 chained: a resumed copy needs no
+ * hash state either, since its committed parts' CRC32Cs are recorded.
  *
  * A source that reports its part layout (an S3 multipart object) lets the bytes read be checked
  * against the source part by part instead of by a whole-object MD5:
@@ -38,7 +41,7 @@ import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/typ
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
 import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
 import { fillFrom } from "./fill.js";
-import { crc32cBase64, md5OfPartMd5s } from "./hashing.js";
+import { combinedCrc32cBase64, crc32cBase64, md5OfPartMd5s } from "./hashing.js";
 import { BufferPool, ByteBudget } from "./memory.js";
 import { withRetry, type RetryPolicy } from "./retry.js";
 
@@ -111,9 +114,13 @@ export class MultipartCopier {
     const partSize = via?.partSize ?? choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
     const partCount = Math.max(1, Math.ceil(info.size / partSize));
     const { upload, partCrc32c } = await this.uploadFor(item.key, info, partSize);
+    // A source that states the whole object's CRC32C and MD5 (GCS), into parts that carry
+    // CRC32Cs: the parts' CRC32Cs, combined, check the bytes read against the source's.
+    const byCombinedCrc = info.crc32c !== undefined && info.md5 !== undefined && caps.partChecksum === "crc32c";
     // The whole MD5 is already known and the bytes read are checked another way: by the pass
-    // before the upload (its CRC32Cs go with the parts), or against the source's layout.
-    const knownMd5 = partCrc32c || (via && info.md5) ? info.md5 : undefined;
+    // before the upload (its CRC32Cs go with the parts), against the source's layout, or by
+    // the combined CRC32C.
+    const knownMd5 = partCrc32c || (via && info.md5) || byCombinedCrc ? info.md5 : undefined;
     // Each source part read is checked against its CRC32C (destination parts carry CRC32Cs).
     const checkedPartSize = via?.check === "crc32c" ? via.layout.partSize : undefined;
 
@@ -235,6 +242,13 @@ export class MultipartCopier {
           `${item.key}: the ${partCount} parts read (MD5 of MD5s ${read}) do not match the source's ${via.layout.md5OfPartMd5s}; copying it again, hashed whole`,
           { temporary: true },
         );
+      }
+    }
+    if (byCombinedCrc) {
+      const read = combinedCrc32cBase64(parts.map((p) => ({ crc32c: p.checksum, size: p.size })));
+      if (read !== info.crc32c) {
+        await this.abandon(item.key, upload.uploadId);
+        throw new MigrateError("Integrity", `${item.key}: CRC32C of bytes read ${read} differs from source's ${info.crc32c}`, { temporary: true });
       }
     }
     const wholeMd5 = knownMd5 ?? (await md5Finish(hashState));

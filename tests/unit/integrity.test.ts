@@ -16,6 +16,7 @@ import { Copier, type CopyEvent } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
 import { MigrateError } from "../../src/errors.js";
+import { crc32cBase64 } from "../../src/hashing.js";
 import { seededBytes } from "../helpers/streams.js";
 
 type Fault = "flip" | "truncate";
@@ -60,14 +61,15 @@ function faultySource(dir: string, fault: Fault, faults: number): Adapter & { fa
   return self;
 }
 
-async function migrateWith(source: Adapter, dstDir: string, multipart: boolean) {
-  const dst = new FsAdapter(parseLocation(dstDir));
+async function migrateWith(source: Adapter, dstDir: string, multipart: boolean, dressDst: (dst: FsAdapter) => Adapter = (d) => d, onStore: (s: SqliteCheckpoint) => void = () => undefined) {
+  const dst = dressDst(new FsAdapter(parseLocation(dstDir)));
   const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
     id: "t",
     source: "faulty",
     destination: dstDir,
     options: { include: [], exclude: [], compare: "default", delete: false },
   });
+  onStore(store);
   await plan({ source, destination: dst, store, options: store.job.options });
   const events: CopyEvent[] = [];
   const copier = new Copier(source, dst, store, {
@@ -110,6 +112,54 @@ describe("corrupted or truncated source streams", () => {
     expect(rows[0].state).toBe("failed");
     expect(rows[0].error).toMatch(/Integrity/);
     expect(fs.existsSync(path.join(dstDir, "obj.bin"))).toBe(false);
+  });
+});
+
+describe("a source that states its whole CRC32C and MD5 (as GCS does), into parts that carry CRC32Cs", () => {
+  /** A folder whose parts go with CRC32Cs, checked on arrival as S3 and GCS do; `md5s` gets each completion's whole MD5. */
+  const crc32cParts = (md5s: string[]) => (dst: FsAdapter): Adapter => {
+    const steps = dst.multipart;
+    return Object.assign(Object.create(dst) as FsAdapter, {
+      capabilities: { ...dst.capabilities, multipart: { ...dst.capabilities.multipart!, partChecksum: "crc32c" as const } },
+      multipart: {
+        ...steps,
+        uploadPart: async (key: string, id: string, n: number, body: Buffer, crc: string) => {
+          if (crc !== crc32cBase64(body)) throw new MigrateError("Integrity", `part ${n} does not match its CRC32C`, { temporary: true });
+          await steps.uploadPart(key, id, n, body, crypto.createHash("md5").update(body).digest("hex"));
+          return `etag-${n}`;
+        },
+        completeUpload: async (...args: Parameters<typeof steps.completeUpload>) => (md5s.push(args[4]), steps.completeUpload(...args)),
+      },
+    });
+  };
+
+  it("bytes read wrong are caught by the parts' CRC32Cs combined, then copied again; no MD5 is chained", async () => {
+    const src = tempDir("integrity-src");
+    const dstDir = tempDir("integrity-dst");
+    const data = seededBytes(5 * 1024 * 1024 + 321, 11);
+    fs.writeFileSync(path.join(src, "obj.bin"), data);
+    const flipped = faultySource(src, "flip", 2);
+    const crc = crc32cBase64(data);
+    const source = Object.assign(flipped, {
+      capabilities: { ...flipped.capabilities, crc32c: true },
+      list: async function* (prefix?: string) {
+        for await (const o of faultySource(src, "flip", 0).list(prefix)) yield { ...o, crc32c: crc };
+      },
+      stat: async (key: string) => ({ ...(await faultySource(src, "flip", 0).stat(key)), crc32c: crc }),
+    });
+    const md5s: string[] = [];
+    let hashStates = 0;
+    const { result, rows, events } = await migrateWith(source, dstDir, true, crc32cParts(md5s), (store) => {
+      const save = store.saveHashState.bind(store);
+      store.saveHashState = (...args) => (hashStates++, save(...args));
+    });
+    expect(source.faultsLeft).toBe(0); // the faults really happened
+    expect(events.some((e) => e.type === "retry" && /CRC32C of bytes read/.test(e.error))).toBe(true);
+    expect(result.failed).toBe(0);
+    expect(rows.map((r) => [r.key, r.state])).toEqual([["obj.bin", "done"]]);
+    expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
+    expect(hashStates).toBe(0);
+    expect(md5s.at(-1)).toBe(crypto.createHash("md5").update(data).digest("hex"));
   });
 });
 
