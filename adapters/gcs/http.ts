@@ -16,6 +16,7 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream";
 import { GcsAuthError, GcsHttpError } from "./errors.js";
+import { DirectGet, type IntoResponse } from "../http-into.js";
 
 /** Produces Authorization headers; undefined for an emulator (no auth). */
 export type AuthHeaders = () => Promise<Record<string, string>>;
@@ -41,6 +42,8 @@ const MAX_ERROR_BODY = 64 * 1024;
 export class GcsHttp {
   private readonly agent: http.Agent;
   private readonly mod: typeof http | typeof https;
+  /** Sockets of getInto, kept alive apart from the agent's. */
+  private direct?: DirectGet;
 
   constructor(
     /** e.g. https://storage.googleapis.com or http://127.0.0.1:4443 (no trailing slash). */
@@ -53,6 +56,20 @@ export class GcsHttp {
     // Idle pooled sockets are dropped after 30 s, before servers tend to close them under us.
     const agentOpts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 256, scheduling: "lifo" as const, timeout: 30_000 };
     this.agent = this.mod === http ? new http.Agent(agentOpts) : new https.Agent(agentOpts);
+  }
+
+  /**
+   * GET `path` with the 2xx body written straight into `target` (http-into.ts): rejects like
+   * `send` for any other status; DirectUnsupported, BodyTooLong as http-into throws them.
+   */
+  async getInto(path: string, query: Record<string, string>, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
+    const url = new URL(this.endpoint.href.replace(/\/$/, "") + path);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const all = { ...(await this.authHeaders()), ...headers, host: url.host };
+    const origin = { protocol: url.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: url.hostname, port: url.port ? Number(url.port) : undefined };
+    const res = await (this.direct ??= new DirectGet(this.timeoutMs)).get(origin, url.pathname + url.search, all, target);
+    if (res.status < 200 || res.status >= 300) throw httpError(res.status, res.errorBody ?? "", res.headers);
+    return res;
   }
 
   private async authHeaders(): Promise<Record<string, string>> {
@@ -141,6 +158,7 @@ export class GcsHttp {
 
   close(): void {
     this.agent.destroy();
+    this.direct?.close();
   }
 }
 

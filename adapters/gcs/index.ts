@@ -32,6 +32,8 @@ import { MigrateError } from "../../src/errors.js";
 import { STREAM_BUFFER } from "../../src/memory.js";
 import { mapGcsError, type ErrorContext } from "./errors.js";
 import { GcsHttp, type AuthHeaders } from "./http.js";
+import { BodyTooLong, DirectUnsupported, type IntoResponse } from "../http-into.js";
+import { fillFrom } from "../../src/fill.js";
 import {
   MAX_NAME_BYTES,
   OBJECT_FIELDS,
@@ -118,6 +120,8 @@ export class GcsAdapter implements Adapter {
   private readonly bucket: string;
   /** Location prefix with a trailing "/", or "" for the whole bucket. */
   private readonly base: string;
+  /** Parts are read by http-into until the service answers in a way it does not read. */
+  private directReads = true;
 
   constructor(
     loc: Location,
@@ -194,6 +198,38 @@ export class GcsAdapter implements Adapter {
     return toObjectInfo(o, key);
   }
 
+  /**
+   * A part's bytes straight off the socket into `target` (http-into.ts). Through read() instead
+   * when the service answers in a way that path does not read (chunked or without a length:
+   * from then on), or with more than asked or compressed on the fly (that once: read() un-gzips,
+   * or refuses an answer that ignored the range).
+   */
+  async readInto(key: string, start: number, target: Buffer): Promise<number> {
+    const name = this.objectName(key);
+    const range = { start, end: start + target.length - 1 };
+    if (this.directReads) {
+      let res: IntoResponse | undefined;
+      try {
+        res = await this.http.getInto(this.objectPath(name), { alt: "media" }, { "accept-encoding": "gzip", range: `bytes=${range.start}-${range.end}` }, target);
+      } catch (err) {
+        // More than asked: compressed on the fly, or the range ignored; read() tells which.
+        if (!(err instanceof DirectUnsupported) && !(err instanceof BodyTooLong)) throw mapGcsError(err, this.ctx(name));
+        if (err instanceof DirectUnsupported) this.directReads = false;
+      }
+      if (res) {
+        // A whole-object answer (200) holds the range asked only if that started at 0 (and it fit).
+        if (res.status !== 206 && start !== 0) throw this.rangeIgnored(name);
+        const stored = res.headers["x-goog-stored-content-encoding"] ?? "";
+        if (!(res.headers["content-encoding"] === "gzip" && stored !== "" && stored !== "gzip")) return res.length;
+      }
+    }
+    return fillFrom(await this.read(key, range), target, `gs://${this.bucket}/${name}`);
+  }
+
+  private rangeIgnored(name: string): MigrateError {
+    return new MigrateError("Unexpected", `gs://${this.bucket}/${name}: server ignored the byte range`, { temporary: true });
+  }
+
   /** A whole-object read carries the object's info from the response headers. */
   async read(key: string, range?: ByteRange): Promise<ObjectStream> {
     const name = this.objectName(key);
@@ -210,9 +246,7 @@ export class GcsAdapter implements Adapter {
       const len = Number(res.headers["content-length"]);
       if (!(range.start === 0 && len === range.end + 1)) {
         res.destroy();
-        throw new MigrateError("Unexpected", `gs://${this.bucket}/${name}: server ignored the byte range`, {
-          temporary: true,
-        });
+        throw this.rangeIgnored(name);
       }
     }
     const served = String(res.headers["content-encoding"] ?? "").toLowerCase();

@@ -3,14 +3,14 @@
  * byte-identical, compose-based multipart, hidden part folder, error mapping, timeouts).
  * The shared contract suite is joined at the bottom.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import crypto from "node:crypto";
 import http from "node:http";
 import zlib from "node:zlib";
 import { Readable } from "node:stream";
 import type { Adapter, ObjectInfo } from "../../adapters/types.js";
 import { parseLocation } from "../../adapters/index.js";
-import { createGcsAdapter } from "../../adapters/gcs/index.js";
+import { createGcsAdapter, type GcsAdapter } from "../../adapters/gcs/index.js";
 import { mapGcsError, GcsHttpError, parseRetryAfter } from "../../adapters/gcs/errors.js";
 import { startFakeGcs } from "../emulators/fakegcs.js";
 import type { Emulator } from "../emulators/types.js";
@@ -157,6 +157,97 @@ describe("gcs reads compressed in transit", () => {
   });
 });
 
+describe("gcs ranged reads into part memory (readInto)", () => {
+  type Mode = "exact" | "chunked" | "whole" | "gzip";
+  /**
+   * A media-download server for `data`: "exact" answers ranges with a length, "chunked" without
+   * one, "whole" ignores the range, "gzip" compresses the range on the fly (stored identity).
+   * `seen` gets each request's URL and Range.
+   */
+  async function withServer(data: Buffer, mode: Mode, fn: (a: GcsAdapter, seen: string[]) => Promise<void>) {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(`${req.url} ${req.headers.range}`);
+      if (!req.url!.startsWith("/storage/v1/b/b/o/p%2Fk?")) {
+        res.writeHead(404, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ error: { code: 404, message: "No such object: b/p/gone" } }));
+      }
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "")!;
+      const [start, end] = mode === "whole" ? [0, data.length - 1] : [Number(m[1]), Math.min(Number(m[2]), data.length - 1)];
+      let body = data.subarray(start, end + 1);
+      const headers: http.OutgoingHttpHeaders = { "x-goog-stored-content-encoding": "identity" };
+      if (mode === "gzip") Object.assign(headers, { "content-encoding": "gzip" }), (body = zlib.gzipSync(body));
+      if (mode !== "chunked") headers["content-length"] = body.length;
+      if (mode !== "whole") headers["content-range"] = `bytes ${start}-${end}/${data.length}`;
+      res.writeHead(mode === "whole" ? 200 : 206, headers);
+      res.write(body.subarray(0, 10));
+      res.end(body.subarray(10));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const a = (await createGcsAdapter(parseLocation("gs://b/p"), { env: { STORAGE_EMULATOR_HOST: `127.0.0.1:${port}` } })) as GcsAdapter;
+    try {
+      await fn(a, seen);
+    } finally {
+      await a.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }
+
+  /** Read `data` back as "k" in 100,000-byte parts; checks every part, returns the http-client requests made. */
+  async function readParts(a: GcsAdapter, data: Buffer): Promise<number> {
+    const sends = vi.spyOn(a.http, "send");
+    const body = Buffer.alloc(100_000);
+    for (let start = 0; start < data.length; start += body.length) {
+      const want = data.subarray(start, start + body.length);
+      expect(await a.readInto("k", start, body)).toBe(want.length);
+      expect(body.subarray(0, want.length).equals(want)).toBe(true);
+    }
+    return sends.mock.calls.length;
+  }
+
+  it("go straight off the socket, with the range and alt=media, the last part short", async () => {
+    const data = crypto.randomBytes(250_000);
+    await withServer(data, "exact", async (a, seen) => {
+      expect(await readParts(a, data)).toBe(0);
+      expect(seen).toEqual([0, 100_000, 200_000].map((s) => `/storage/v1/b/b/o/p%2Fk?alt=media bytes=${s}-${s + 99_999}`));
+    });
+  });
+
+  it("a server that answers chunked is read through the http client, from the first such answer on", async () => {
+    const data = crypto.randomBytes(300_000);
+    await withServer(data, "chunked", async (a, seen) => {
+      expect(await readParts(a, data)).toBe(3);
+      expect(seen).toHaveLength(4); // direct (refused), then the client for every part
+    });
+  });
+
+  it("a range compressed on the fly is read again through the http client and un-gzipped", async () => {
+    // A part that compresses well (its answer fits the part memory) and one that does not.
+    const data = Buffer.concat([Buffer.alloc(100_000, "compressible "), crypto.randomBytes(100_000)]);
+    await withServer(data, "gzip", async (a, seen) => {
+      expect(await readParts(a, data)).toBe(2);
+      expect(seen).toHaveLength(4); // each part: direct (compressed), then the client
+    });
+  });
+
+  it("a server that ignores the range is a temporary error past the start; a missing object is NotFound", async () => {
+    const data = crypto.randomBytes(150_000);
+    await withServer(data, "whole", async (a) => {
+      const e = await caught(a.readInto("k", 100_000, Buffer.alloc(100_000)));
+      expect(e).toMatchObject({ kind: "Unexpected", temporary: true });
+      expect(e.message).toMatch(/gs:\/\/b\/p\/k: server ignored the byte range/);
+      // Also when the whole object would fit the memory given.
+      await expect(a.readInto("k", 50_000, Buffer.alloc(200_000))).rejects.toMatchObject({ message: expect.stringMatching(/ignored the byte range/) });
+      const small = Buffer.alloc(200_000);
+      expect(await a.readInto("k", 0, small)).toBe(150_000); // from 0, the whole object is the range
+      expect(small.subarray(0, 150_000).equals(data)).toBe(true);
+      await expect(a.readInto("gone", 0, Buffer.alloc(10))).rejects.toMatchObject({ kind: "NotFound", message: expect.stringContaining("gs://b/p/gone") });
+    });
+  });
+});
+
 describe("gcs credentials (Application Default Credentials, no emulator)", () => {
   it("an unusable key file is a run-scoped PermissionDenied, without secrets in the message", async () => {
     const a = await createGcsAdapter(parseLocation("gs://some-bucket/p"), {
@@ -274,6 +365,21 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
     expect(got).toEqual(names);
     await a.close?.();
   }, 60_000);
+
+  it("reads parts straight off the socket (readInto), the last one short", async () => {
+    const data = crypto.randomBytes(2_500_000);
+    await adapter.write("parts.bin", Readable.from([data]), { key: "parts.bin", size: data.length });
+    const a = adapter as GcsAdapter;
+    const sends = vi.spyOn(a.http, "send");
+    const body = Buffer.alloc(1_000_000);
+    for (let start = 0; start < data.length; start += body.length) {
+      const want = data.subarray(start, start + body.length);
+      expect(await a.readInto("parts.bin", start, body)).toBe(want.length);
+      expect(body.subarray(0, want.length).equals(want)).toBe(true);
+    }
+    expect(sends).not.toHaveBeenCalled();
+    sends.mockRestore();
+  });
 
   it("maps stat/read of a missing key to NotFound and deletes missing keys quietly", async () => {
     await expect(adapter.stat("nope")).rejects.toMatchObject({ kind: "NotFound" });
