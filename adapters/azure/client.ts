@@ -29,6 +29,7 @@ import {
 } from "@azure/storage-blob";
 import type { AdapterOptions, Location } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
+import { AzureDirectReads } from "./direct.js";
 
 /** Azurite's (public, well-known) development account. */
 const DEV_ACCOUNT = "devstoreaccount1";
@@ -40,6 +41,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 export interface AzureConnection {
   container: ContainerClient;
+  /** Ranged reads straight into part memory, with the same credential. */
+  direct: AzureDirectReads;
   /** How we authenticated, for messages ("shared key from AZURE_STORAGE_CONNECTION_STRING"). */
   credentialSource: string;
   /** Release the keep-alive sockets. */
@@ -177,7 +180,9 @@ export function connect(loc: Location, opts: AdapterOptions): AzureConnection {
   } catch {
     throw new MigrateError("ConfigInvalid", `${loc.display}: malformed blob endpoint in AZURE_STORAGE_CONNECTION_STRING`, { scope: "run" });
   }
-  const agent = makeAgent(base.protocol, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const agent = makeAgent(base.protocol, timeoutMs);
+  const direct = new AzureDirectReads(auth.credential, timeoutMs);
   const pipelineOptions: StoragePipelineOptions & { agent: http.Agent } = {
     retryOptions: { maxTries: 1 },
     keepAliveOptions: { enable: true },
@@ -187,7 +192,11 @@ export function connect(loc: Location, opts: AdapterOptions): AzureConnection {
   const url = `${auth.endpoint}/${encodeURIComponent(container)}${auth.sas ? "?" + auth.sas : ""}`;
   return {
     container: new ContainerClient(url, pipeline),
+    direct,
     credentialSource: auth.source,
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy();
+      direct.close();
+    },
   };
 }
