@@ -6,6 +6,8 @@
  * - MinIO is started once and serves both as an S3 source (a bucket seeded once per workload,
  *   with cloudmigrate, reused by every run) and as the fs→S3 destination (a new bucket per run,
  *   emptied and removed after it is verified).
+ * - GCS and Azure sources (gcs-s3, az-s3) are an emulator of their own per workload, seeded
+ *   once with cloudmigrate and stopped when the workload is done.
  * - Azurite and fake-gcs-server destinations are a freshly started emulator each, stopped (and
  *   its files removed) after the run: every run starts from the same empty state and memory
  *   does not pile up over runs.
@@ -104,6 +106,8 @@ export class Lab {
   private readonly running = new Set<Emulator>();
   private readonly sources = new Map<string, string>();
   private readonly seeded = new Map<string, string>();
+  /** GCS and Azure sources by "kind workload": their emulator and how each tool reaches them. */
+  private readonly cloudSources = new Map<string, { emu: Emulator; endpoint: Endpoint }>();
   private seq = 0;
   readonly engine: EngineSnapshot;
 
@@ -136,6 +140,11 @@ export class Lab {
     const bucket = this.seeded.get(w.name);
     if (bucket && this.minio) await emptyBucket(this.minio, bucket, true);
     this.seeded.delete(w.name);
+    for (const [id, { emu }] of this.cloudSources) {
+      if (!id.endsWith(` ${w.name}`)) continue;
+      this.cloudSources.delete(id);
+      await this.stopOne(emu);
+    }
   }
 
   private async track<T extends Emulator>(start: () => Promise<T | undefined>, what: string): Promise<T> {
@@ -166,31 +175,55 @@ export class Lab {
     return this.minio;
   }
 
+  /** Copy the workload's local tree to `url` with cloudmigrate, and check every object arrived. */
+  private async seed(url: string, env: Record<string, string>, w: Workload): Promise<void> {
+    const stateDir = path.join(this.root, `seed-state-${++this.seq}`);
+    const r = spawnSync(process.execPath, [this.engine.migrateBin, this.localSource(w), url, "--no-progress", "--concurrency", "16"], {
+      env: { ...process.env, ...env, MIGRATE_STATE_DIR: stateDir },
+      encoding: "utf8",
+      timeout: 30 * 60_000,
+    });
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    const got = await adapterTotals(url, env);
+    if (r.status !== 0 || got.count !== w.count || got.bytes !== w.count * w.size) {
+      throw new Error(`seeding ${url} failed (exit ${r.status}, ${got.count} objects): ${r.stderr.slice(-2000)}`);
+    }
+  }
+
   /** The workload's objects in a MinIO bucket, seeded once with cloudmigrate and checked. */
   async s3Source(w: Workload): Promise<Endpoint> {
     const emu = await this.minioEmu();
     let bucket = this.seeded.get(w.name);
     if (!bucket) {
       bucket = (await emu.createBucket()).replace(/^s3:\/\//, "");
-      const dir = this.localSource(w);
-      const stateDir = path.join(this.root, `seed-state-${++this.seq}`);
-      const r = spawnSync(process.execPath, [this.engine.migrateBin, dir, `s3://${bucket}`, "--no-progress", "--concurrency", "16"], {
-        env: { ...process.env, ...emu.env, MIGRATE_STATE_DIR: stateDir },
-        encoding: "utf8",
-        timeout: 30 * 60_000,
-      });
-      fs.rmSync(stateDir, { recursive: true, force: true });
-      const got = await adapterTotals(`s3://${bucket}`, emu.env);
-      if (r.status !== 0 || got.count !== w.count || got.bytes !== w.count * w.size) {
-        throw new Error(`seeding s3://${bucket} failed (exit ${r.status}, ${got.count} objects): ${r.stderr.slice(-2000)}`);
-      }
+      await this.seed(`s3://${bucket}`, emu.env, w);
       this.seeded.set(w.name, bucket);
     }
     return { cm: `s3://${bucket}`, rclone: s3Remote("src", emu.env, bucket), sdk: `s3:${bucket}`, env: emu.env };
   }
 
+  /**
+   * The workload's objects in a GCS or Azure emulator of their own, started and seeded once per
+   * workload with cloudmigrate and checked; stopped by forget().
+   */
+  async cloudSource(kind: "gs" | "az", w: Workload): Promise<Endpoint> {
+    const id = `${kind} ${w.name}`;
+    const have = this.cloudSources.get(id);
+    if (have) return have.endpoint;
+    const emu = kind === "gs" ? await this.track(() => startFakeGcs(emulatorStorage().dir), "fake-gcs-server") : await this.track(startAzurite, "azurite");
+    const url = await emu.createBucket();
+    await this.seed(url, emu.env, w);
+    const name = url.split("/").pop()!;
+    const rclone = kind === "gs" ? gcsRemote("src", emu.env, name) : azureRemote("src", await containerSasUrl(emu, url), name);
+    const endpoint: Endpoint = { cm: url, rclone, sdk: `${kind}:${name}`, env: emu.env };
+    this.cloudSources.set(id, { emu, endpoint });
+    return endpoint;
+  }
+
   async source(route: RouteName, w: Workload): Promise<Endpoint> {
     if (route.startsWith("s3-")) return this.s3Source(w);
+    if (route.startsWith("gcs-")) return this.cloudSource("gs", w);
+    if (route.startsWith("az-")) return this.cloudSource("az", w);
     const dir = this.localSource(w);
     return { cm: dir, rclone: localRemote(dir), sdk: `fs:${dir}`, env: {}, localDir: dir };
   }
@@ -253,6 +286,7 @@ export class Lab {
     const all = [...this.running];
     this.running.clear();
     this.minio = undefined;
+    this.cloudSources.clear();
     await Promise.allSettled(all.map((e) => e.stop()));
     process.off("exit", this.onExit);
     this.onExit();

@@ -88,6 +88,8 @@ function toolsFor(w: Workload, route: RouteName, o: BenchOptions, rcloneOk: bool
         "fs-s3": "client-s3 multipart, 16 MiB parts, 4 in flight, positioned file reads",
         "s3-az": "S3 GetObject stream → BlockBlobClient.uploadStream(16 MiB, 4)",
         "s3-gcs": "S3 GetObject stream → storage File.createWriteStream({resumable:false})",
+        "gcs-s3": "storage File.download({start,end}) per 16 MiB part → client-s3 multipart, 4 in flight",
+        "az-s3": "BlockBlobClient.downloadToBuffer per 16 MiB part → client-s3 multipart, 4 in flight",
       };
       specs.push({
         tool: "sdk",

@@ -5,12 +5,15 @@
  * measured like the tools'.
  *
  *   node dist/bench/sdk-baseline.js FROM TO PART_SIZE CONCURRENCY
- *     FROM: fs:/abs/file | s3:bucket/key          TO: s3:bucket/key | az:container/key | gs:bucket/key
+ *     FROM: fs:/abs/file | s3:bucket/key | gs:bucket/key | az:container/key
+ *     TO: s3:bucket/key (from fs, gs or az) | az:container/key | gs:bucket/key (from s3)
  *
  * What each destination does:
- * - s3: @aws-sdk/client-s3 multipart — CreateMultipartUpload, PART_SIZE parts read with positioned
- *   fs reads, CONCURRENCY UploadPart calls in flight, CompleteMultipartUpload (no Content-MD5, SDK
- *   checksums off as in our adapter). Endpoint and keys from AWS_* env.
+ * - s3: @aws-sdk/client-s3 multipart — CreateMultipartUpload, PART_SIZE parts, CONCURRENCY
+ *   UploadPart calls in flight, CompleteMultipartUpload (no Content-MD5, SDK checksums off as in
+ *   our adapter). Endpoint and keys from AWS_* env. Each part is read before it is sent: with a
+ *   positioned fs read, or by the source SDK's plainest ranged read into a Buffer
+ *   (File.download({start, end}) for GCS, BlockBlobClient.downloadToBuffer for Azure).
  * - az: @azure/storage-blob BlockBlobClient.uploadStream(body, PART_SIZE, CONCURRENCY) from a
  *   single S3 GetObject stream. AZURE_STORAGE_CONNECTION_STRING.
  * - gs: @google-cloud/storage file.createWriteStream({ resumable: false, validation: false })
@@ -50,10 +53,39 @@ function s3Client(): S3Client {
   });
 }
 
-async function s3Multipart(file: string, bucket: string, key: string, partSize: number, concurrency: number): Promise<number> {
+/** Reads `length` bytes at `start` of the source object. */
+type ReadPart = (start: number, length: number) => Promise<Buffer>;
+
+/** The source object's size and a ranged reader, through its own SDK. */
+async function sourceReader(from: { kind: string; bucket: string; key: string }): Promise<{ size: number; readPart: ReadPart; done: () => Promise<void> }> {
+  if (from.kind === "fs") {
+    const fh = await fs.promises.open(from.key, "r");
+    const readPart: ReadPart = async (start, length) => {
+      const body = Buffer.allocUnsafe(length);
+      await fh.read(body, 0, length, start);
+      return body;
+    };
+    return { size: (await fh.stat()).size, readPart, done: () => fh.close() };
+  }
+  if (from.kind === "gs") {
+    const { Storage } = await import("@google-cloud/storage");
+    const file = new Storage({ projectId: "test", apiEndpoint: process.env.STORAGE_EMULATOR_HOST }).bucket(from.bucket).file(from.key);
+    const [meta] = await file.getMetadata();
+    const readPart: ReadPart = async (start, length) => (await file.download({ start, end: start + length - 1, validation: false }))[0];
+    return { size: Number(meta.size), readPart, done: async () => undefined };
+  }
+  if (from.kind === "az") {
+    const { BlobServiceClient } = await import("@azure/storage-blob");
+    const blob = BlobServiceClient.fromConnectionString(process.env.AZURE_STORAGE_CONNECTION_STRING!).getContainerClient(from.bucket).getBlockBlobClient(from.key);
+    const size = (await blob.getProperties()).contentLength ?? 0;
+    return { size, readPart: (start, length) => blob.downloadToBuffer(start, length), done: async () => undefined };
+  }
+  throw new Error(`no ranged reader for ${from.kind}`);
+}
+
+async function s3Multipart(from: { kind: string; bucket: string; key: string }, bucket: string, key: string, partSize: number, concurrency: number): Promise<number> {
   const s3 = s3Client();
-  const size = fs.statSync(file).size;
-  const fh = await fs.promises.open(file, "r");
+  const { size, readPart, done } = await sourceReader(from);
   try {
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     const count = Math.max(1, Math.ceil(size / partSize));
@@ -63,8 +95,7 @@ async function s3Multipart(file: string, bucket: string, key: string, partSize: 
       for (let n = next++; n < count; n = next++) {
         const start = n * partSize;
         const len = Math.min(partSize, size - start);
-        const body = Buffer.allocUnsafe(len);
-        await fh.read(body, 0, len, start);
+        const body = await readPart(start, len);
         const r = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: n + 1, Body: body, ContentLength: len }));
         etags[n] = r.ETag!;
       }
@@ -80,7 +111,7 @@ async function s3Multipart(file: string, bucket: string, key: string, partSize: 
     );
     return size;
   } finally {
-    await fh.close();
+    await done();
     s3.destroy();
   }
 }
@@ -98,8 +129,8 @@ async function main(): Promise<void> {
   const partSize = Number(partSizeArg);
   const concurrency = Number(concurrencyArg);
   let bytes: number;
-  if (to.kind === "s3" && from.kind === "fs") {
-    bytes = await s3Multipart(from.key, to.bucket, to.key, partSize, concurrency);
+  if (to.kind === "s3" && from.kind !== "s3") {
+    bytes = await s3Multipart(from, to.bucket, to.key, partSize, concurrency);
   } else if (from.kind === "s3" && to.kind === "az") {
     const { BlobServiceClient } = await import("@azure/storage-blob");
     const src = await s3Stream(from.bucket, from.key);
