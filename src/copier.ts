@@ -361,12 +361,18 @@ export class Copier {
 
   /**
    * One object in one write. From a source that offers readWhole, objects up to WHOLE_READ_MAX
-   * are read whole (see readWhole), within the memory budget. Otherwise small objects are held
-   * whole and bigger ones stream: holding an object of a few MiB read as a stream measured
-   * slower than streaming it (chunks collected, then copied once more).
+   * are read whole (see readWhole): small ones into memory of their own, bigger ones into lent
+   * memory within the memory budget. Otherwise small objects are held whole and bigger ones
+   * stream: holding an object of a few MiB read as a stream measured slower than streaming it
+   * (chunks collected, then copied once more).
    */
   private async copySingle(item: WorkItem): Promise<number> {
-    if (this.source.readWhole && item.size > SMALL_OBJECT && item.size <= WHOLE_READ_MAX) {
+    if (this.source.readWhole && item.size > 0 && item.size <= SMALL_OBJECT && !this.source.prefetch) {
+      // Into memory of its own size. (A source that fetches small objects ahead in groups
+      // serves them from read().)
+      const got = await this.source.readWhole(item.key, item.size, { md5: this.needsOwnMd5(item.md5), memory: () => Buffer.allocUnsafe(item.size) });
+      if (got) return await this.copyBuffer(item, got.body, got.info ?? listedInfo(item), item.md5, got.md5);
+    } else if (this.source.readWhole && item.size > SMALL_OBJECT && item.size <= WHOLE_READ_MAX) {
       // Lent memory comes in whole MiBs, so objects of about the same size reuse it.
       const room = Math.min(WHOLE_READ_MAX, Math.ceil(item.size / MiB) * MiB);
       const { budget, buffers } = this.multipart;

@@ -1,7 +1,8 @@
 /**
- * Ranged Get Blob requests whose body lands straight in the caller's memory (http-into.ts), for
- * the multipart copier's part reads: the SDK's download stream costs more CPU than the rest of
- * the copy (its http client's Buffer per socket read, then a copy into the part).
+ * Get Blob requests whose body lands straight in the caller's memory (http-into.ts), for the
+ * multipart copier's part reads and for objects read whole: the SDK's download stream costs
+ * more CPU than the rest of the copy (its http client's Buffer per socket read, then a copy into
+ * the part; for a small blob, its pipeline's work per request).
  *
  * Signed as the SDK signs (Shared Key: an HMAC-SHA256 of the request's canonical form, computed
  * by the SDK's own credential), or not at all when a SAS in the blob URL authorizes the request.
@@ -9,6 +10,7 @@
  */
 import { type AnonymousCredential, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { DirectGet, type IntoResponse } from "../http-into.js";
+import type { AzureProps } from "./metadata.js";
 
 /**
  * The REST version these requests ask for: old enough for every service and emulator version
@@ -33,15 +35,15 @@ export class AzureDirectReads {
     this.direct = new DirectGet(idleTimeoutMs);
   }
 
-  /** Bytes from `start` of the blob at `blobUrl` (as the SDK builds it, SAS included) into `target`. */
-  async rangeInto(blobUrl: string, start: number, target: Buffer): Promise<IntoResponse> {
+  /**
+   * The blob at `blobUrl` (as the SDK builds it, SAS included) into `target`: from `start`, as
+   * many bytes as fit; or, without `start`, the whole blob, which must fit (BodyTooLong).
+   */
+  async getInto(blobUrl: string, target: Buffer, start?: number): Promise<IntoResponse> {
     const url = new URL(blobUrl);
-    const headers: Record<string, string> = {
-      host: url.host,
-      "x-ms-date": new Date().toUTCString(),
-      "x-ms-range": `bytes=${start}-${start + target.length - 1}`,
-      "x-ms-version": API_VERSION,
-    };
+    const headers: Record<string, string> = { host: url.host, "x-ms-date": new Date().toUTCString() };
+    if (start !== undefined) headers["x-ms-range"] = `bytes=${start}-${start + target.length - 1}`;
+    headers["x-ms-version"] = API_VERSION;
     if (this.credential instanceof StorageSharedKeyCredential) headers.authorization = this.sharedKey(url, headers);
     const origin = { protocol: url.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: url.hostname, port: url.port ? Number(url.port) : undefined };
     const res = await this.direct.get(origin, url.pathname + url.search, headers, target);
@@ -70,6 +72,24 @@ export class AzureDirectReads {
     const stringToSign = "GET" + "\n".repeat(12) + msHeaders + resource;
     return `SharedKey ${cred.accountName}:${cred.computeHMACSHA256(stringToSign)}`;
   }
+}
+
+/** A Get Blob response's properties and metadata, as the SDK's download result gives them. */
+export function propsFromHeaders(h: Record<string, string>): { props: AzureProps; metadata: Record<string, string> } {
+  const props: AzureProps = {
+    contentLength: Number(h["content-length"]),
+    lastModified: h["last-modified"] ? new Date(h["last-modified"]) : undefined,
+    etag: h.etag,
+    contentMD5: h["content-md5"] ? new Uint8Array(Buffer.from(h["content-md5"], "base64")) : undefined,
+    contentType: h["content-type"],
+    cacheControl: h["cache-control"],
+    contentEncoding: h["content-encoding"],
+    contentDisposition: h["content-disposition"],
+    contentLanguage: h["content-language"],
+  };
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (k.startsWith("x-ms-meta-")) metadata[k.slice("x-ms-meta-".length)] = v;
+  return { props, metadata };
 }
 
 /** The service's error code (header, else the XML body's) and message, as a RestError-like error. */

@@ -25,6 +25,8 @@ import { inCodePointOrder } from "./order.js";
 import { MAX_PARTS, MAX_PART_SIZE, multipartSteps, type BlobTarget } from "./multipart.js";
 import { DEFAULT_WRITE_LIMITS, writeBlob, type WriteLimits } from "./write.js";
 import { BodyTooLong, DirectUnsupported } from "../http-into.js";
+import { propsFromHeaders } from "./direct.js";
+import { md5Of } from "../../src/hash-pool.js";
 import { fillFrom } from "../../src/fill.js";
 
 /** Azure's limit on blob names, in characters (UTF-16 code units, as .NET counts them). */
@@ -137,7 +139,7 @@ export class AzureAdapter implements Adapter {
     const client = this.blob(key);
     if (this.directReads) {
       try {
-        const res = await this.conn.direct.rangeInto(client.url, start, target);
+        const res = await this.conn.direct.getInto(client.url, target, start);
         // A whole-blob answer (200) holds the range asked only if that started at 0 (and it fit).
         if (res.status === 206 || start === 0) return res.length;
       } catch (err) {
@@ -146,6 +148,30 @@ export class AzureAdapter implements Adapter {
       }
     }
     return fillFrom(await this.read(key, { start, end: start + target.length - 1 }), target, this.what(key));
+  }
+
+  /**
+   * The whole blob, read straight off the socket into the engine's memory (`opts.memory`), with
+   * its info from the response; hashed on a worker if `opts.md5`. Undefined (stream it instead)
+   * if it does not fit, or once the service answered in a way the direct path does not read.
+   */
+  async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
+    if (!this.directReads) return undefined;
+    const client = this.blob(key);
+    const lent = opts?.memory?.();
+    const body = lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
+    let res;
+    try {
+      res = await this.conn.direct.getInto(client.url, body);
+    } catch (err) {
+      if (err instanceof BodyTooLong) return undefined;
+      if (!(err instanceof DirectUnsupported)) throw mapAzureError(err, this.what(key));
+      this.directReads = false;
+      return undefined;
+    }
+    const whole = body.subarray(0, res.length);
+    const { props, metadata } = propsFromHeaders(res.headers);
+    return { body: whole, info: toObjectInfo(key, props, metadata), md5: opts?.md5 ? await md5Of(whole) : undefined };
   }
 
   /** A whole-object read carries the object's info from the download response. */

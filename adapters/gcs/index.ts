@@ -34,6 +34,7 @@ import { mapGcsError, type ErrorContext } from "./errors.js";
 import { GcsHttp, type AuthHeaders } from "./http.js";
 import { BodyTooLong, DirectUnsupported, type IntoResponse } from "../http-into.js";
 import { fillFrom } from "../../src/fill.js";
+import { md5Of } from "../../src/hash-pool.js";
 import {
   MAX_NAME_BYTES,
   OBJECT_FIELDS,
@@ -111,6 +112,13 @@ async function adcAuth(env: NodeJS.ProcessEnv): Promise<AuthHeaders> {
     for (const [k, v] of Object.entries(h)) out[k.toLowerCase()] = String(v);
     return out;
   };
+}
+
+/** Compressed in transit only (stored as-is, served gzip): to be un-gzipped. Stored gzip and served gzip: kept. */
+function compressedInTransit(h: Record<string, string | string[] | undefined>): boolean {
+  const served = String(h["content-encoding"] ?? "").toLowerCase();
+  const stored = String(h["x-goog-stored-content-encoding"] ?? "").toLowerCase();
+  return served === "gzip" && stored !== "" && stored !== "gzip";
 }
 
 export class GcsAdapter implements Adapter {
@@ -219,11 +227,35 @@ export class GcsAdapter implements Adapter {
       if (res) {
         // A whole-object answer (200) holds the range asked only if that started at 0 (and it fit).
         if (res.status !== 206 && start !== 0) throw this.rangeIgnored(name);
-        const stored = res.headers["x-goog-stored-content-encoding"] ?? "";
-        if (!(res.headers["content-encoding"] === "gzip" && stored !== "" && stored !== "gzip")) return res.length;
+        if (!compressedInTransit(res.headers)) return res.length;
       }
     }
     return fillFrom(await this.read(key, range), target, `gs://${this.bucket}/${name}`);
+  }
+
+  /**
+   * The whole object, read straight off the socket into the engine's memory (`opts.memory`),
+   * with its info from the response; hashed on a worker if `opts.md5`. Undefined (stream it
+   * instead) if it does not fit, if it came compressed on the fly (read() un-gzips it), or once
+   * the service answered in a way the direct path does not read.
+   */
+  async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
+    if (!this.directReads) return undefined;
+    const name = this.objectName(key);
+    const lent = opts?.memory?.();
+    const body = lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
+    let res;
+    try {
+      res = await this.http.getInto(this.objectPath(name), { alt: "media" }, { "accept-encoding": "gzip" }, body);
+    } catch (err) {
+      if (err instanceof BodyTooLong) return undefined;
+      if (!(err instanceof DirectUnsupported)) throw mapGcsError(err, this.ctx(name));
+      this.directReads = false;
+      return undefined;
+    }
+    if (compressedInTransit(res.headers)) return undefined;
+    const whole = body.subarray(0, res.length);
+    return { body: whole, info: toObjectInfo(resourceFromHeaders(res.headers), key), md5: opts?.md5 ? await md5Of(whole) : undefined };
   }
 
   private rangeIgnored(name: string): MigrateError {
@@ -249,10 +281,7 @@ export class GcsAdapter implements Adapter {
         throw this.rangeIgnored(name);
       }
     }
-    const served = String(res.headers["content-encoding"] ?? "").toLowerCase();
-    const stored = String(res.headers["x-goog-stored-content-encoding"] ?? "").toLowerCase();
-    // Compressed in transit only (stored as-is): undo it. Stored gzip and served gzip: keep.
-    const unzip = served === "gzip" && stored !== "" && stored !== "gzip";
+    const unzip = compressedInTransit(res.headers);
     const out = new PassThrough({ highWaterMark: STREAM_BUFFER });
     const fail = (err: unknown) => {
       if (!out.destroyed) out.destroy(mapGcsError(err, this.ctx(name)));

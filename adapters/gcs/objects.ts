@@ -151,14 +151,15 @@ export function resourceFromHeaders(h: Record<string, string | string[] | undefi
     if (k === "md5") o.md5Hash = v;
     if (k === "crc32c") o.crc32c = v;
   }
-  o.etag = one("etag");
+  o.etag = one("etag")?.replace(/^"(.*)"$/, "$1"); // the JSON API's etag is unquoted
   o.generation = one("x-goog-generation");
   const lm = one("last-modified");
   if (lm) o.updated = new Date(lm).toISOString();
   o.contentType = one("content-type");
   o.cacheControl = one("cache-control");
   o.contentEncoding = one("x-goog-stored-content-encoding") ?? one("content-encoding");
-  if (o.contentEncoding === "identity" && !one("x-goog-stored-content-encoding")) delete o.contentEncoding;
+  // "identity" is what the header says of an object stored without an encoding.
+  if (o.contentEncoding === "identity") delete o.contentEncoding;
   o.contentDisposition = one("content-disposition");
   o.contentLanguage = one("content-language");
   const metadata: Record<string, string> = {};

@@ -4,8 +4,11 @@
  * the three write paths, block-list multipart, error mapping, SAS access).
  */
 import { randomBytes } from "node:crypto";
+import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseLocation } from "../../adapters/index.js";
@@ -22,6 +25,8 @@ import { adapterContract, emulatorTarget } from "./contract.js";
 import { DEV_KEY, containerSasUrl, startAzurite, type AzuriteEmulator } from "../emulators/azurite.js";
 import { md5, readAll, collect } from "../helpers/streams.js";
 import { caught } from "../helpers/errors.js";
+import { countingReads, planAndCopy } from "../helpers/copy.js";
+import { FsAdapter } from "../../adapters/fs.js";
 
 const emulator = await startAzurite();
 afterAll(async () => {
@@ -253,6 +258,32 @@ describe.skipIf(!emulator)("azure adapter on Azurite", () => {
     expect(listed).toMatchObject(expected);
     expect((await readAll(await a.read("m.txt"))).toString()).toBe("hello azure");
     expect((await readAll(await a.read("m.txt", { start: 6, end: 10 }))).toString()).toBe("azure");
+    // Read whole straight off the socket: the same bytes, and the same info as stat gives.
+    const whole = await a.readWhole("m.txt", 1000, { md5: true });
+    expect(whole?.body.toString()).toBe("hello azure");
+    expect(whole?.md5).toBe(md5(body));
+    expect(whole?.info).toEqual(await a.stat("m.txt"));
+    expect(await a.readWhole("m.txt", body.length - 1)).toBeUndefined(); // more than fits: streamed instead
+    expect(await caught(a.readWhole("nope", 10))).toMatchObject({ kind: "NotFound" });
+  });
+
+  it("the copier reads small and mid-size blobs whole, straight off the socket, keeping their metadata", async () => {
+    const from = await open(`${root}/whole-src`);
+    const extra = { contentType: "application/x-mine", cacheControl: "no-cache", metadata: { owner: "ünïcode" }, mtime: 1_650_000_000_456 };
+    const objects = new Map([["small", randomBytes(4096)], ["mid", randomBytes(3 * 1024 * 1024 + 5)], ["empty", Buffer.alloc(0)]]);
+    for (const [k, v] of objects) await from.write(k, Readable.from([v]), src(k, v.length, extra));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-az-whole-"));
+    const dst = new FsAdapter(parseLocation(path.join(dir, "dst")));
+    const { counted, whole, streamed } = countingReads(from);
+    const result = await planAndCopy(counted, dst, { dir, urls: [`${root}/whole-src`, path.join(dir, "dst")], include: [], concurrency: 2 });
+    expect(result).toMatchObject({ copied: 3, failed: 0 });
+    expect(whole.sort()).toEqual(["mid", "small"]);
+    expect(streamed).toEqual(["empty"]);
+    for (const [k, v] of objects) {
+      expect(fs.readFileSync(path.join(dir, "dst", k)).equals(v)).toBe(true);
+      expect(fs.statSync(path.join(dir, "dst", k)).mtimeMs).toBe(extra.mtime);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("treats prefixes as folders and skips folder placeholders", async () => {

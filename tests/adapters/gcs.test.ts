@@ -149,6 +149,7 @@ describe("gcs reads compressed in transit", () => {
     try {
       const a = await createGcsAdapter(parseLocation("gs://b/p"), { env: { STORAGE_EMULATOR_HOST: `127.0.0.1:${port}` } });
       expect((await bytesOf(await a.read("k"))).equals(plain)).toBe(true);
+      expect(await a.readWhole!("k", 100_000)).toBeUndefined(); // compressed on the fly: read() un-gzips it
       await a.close?.();
     } finally {
       server.closeAllConnections();
@@ -306,6 +307,13 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
     const listed = await all(adapter.list("dir"));
     expect(listed.map((o) => [o.key, o.mtime, o.md5])).toEqual([["dir/a.txt", src.mtime, w.md5]]);
     expect((await bytesOf(await adapter.read("dir/a.txt", { start: 1, end: 4 }))).toString()).toBe("ello");
+    // Read whole straight off the socket: the same bytes, and the same info as stat gives.
+    const whole = await (adapter as GcsAdapter).readWhole("dir/a.txt", 1000, { md5: true });
+    expect(whole?.body.equals(body)).toBe(true);
+    expect(whole?.md5).toBe(md5hex(body));
+    expect(whole?.info).toEqual(st);
+    expect(await (adapter as GcsAdapter).readWhole("dir/a.txt", body.length - 1)).toBeUndefined(); // streamed instead
+    expect(await caught((adapter as GcsAdapter).readWhole("nope", 10))).toMatchObject({ kind: "NotFound" });
   });
 
   it("keeps gzip-encoded objects byte-identical (no decompressive transcoding)", async () => {
@@ -316,6 +324,7 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
     expect(w.size).toBe(gz.length);
     const back = await bytesOf(await adapter.read("z.txt.gz"));
     expect(back.equals(gz)).toBe(true);
+    expect((await (adapter as GcsAdapter).readWhole("z.txt.gz", 100_000))?.body.equals(gz)).toBe(true);
     const part = await bytesOf(await adapter.read("z.txt.gz", { start: 0, end: 9 }));
     expect(part.equals(gz.subarray(0, 10))).toBe(true);
     expect((await adapter.stat("z.txt.gz")).contentEncoding).toBe("gzip");

@@ -31,6 +31,7 @@ import { FsAdapter } from "../../adapters/fs.js";
 import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
+import { countingReads, planAndCopy } from "../helpers/copy.js";
 
 // Every process warning this test process sees: the SDK's NodeVersionSupportWarning must not be one.
 const warnings: string[] = [];
@@ -71,25 +72,6 @@ function countSdkGets(client: S3Client): { count: number } {
 }
 
 /** Plan and run one job from `source` to `destination`, its checkpoint in `o.dir`. */
-async function planAndCopy(source: Adapter, destination: Adapter, o: { dir: string; urls: [string, string]; include: string[]; concurrency: number }) {
-  const store = SqliteCheckpoint.create(path.join(o.dir, "j.sqlite"), {
-    id: "t",
-    source: o.urls[0],
-    destination: o.urls[1],
-    options: { include: o.include, exclude: [], compare: "default", delete: false },
-  });
-  try {
-    await plan({ source, destination, store, options: store.job.options });
-    return await new Copier(source, destination, store, {
-      concurrency: o.concurrency,
-      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
-      multipart: { partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
-    }).run();
-  } finally {
-    store.close();
-  }
-}
-
 /**
  * Serves one object's byte ranges as S3 would (signatures are not checked), recording each
  * Range asked; `chunked` leaves Content-Length out, so the body goes chunked.
@@ -808,14 +790,7 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     const sdkGets = countSdkGets(client);
     const source = new S3Adapter(srcLoc, client, lean);
     adapters.push(source);
-    const wholeReads: string[] = [];
-    const counted: Adapter = Object.assign(Object.create(source) as Adapter, {
-      readWhole: async (key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }) => {
-        const got = await source.readWhole(key, max, opts);
-        if (got) wholeReads.push(key);
-        return got;
-      },
-    });
+    const { counted, whole: wholeReads } = countingReads(source);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-whole-"));
     // Concurrency 1: the small object goes first and teaches the lean path the URL.
     const result = await planAndCopy(counted, dst, { dir, urls: [`${root}/whole-src`, `${root}/whole-dst`], include: [], concurrency: 1 });

@@ -1,0 +1,46 @@
+/** Plan and copy between two adapters in-process, as a run would, with a throwaway checkpoint. */
+import path from "node:path";
+import type { Adapter } from "../../adapters/types.js";
+import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import { Copier, type RunResult } from "../../src/copier.js";
+import { plan } from "../../src/planner.js";
+
+export async function planAndCopy(source: Adapter, destination: Adapter, o: { dir: string; urls: [string, string]; include: string[]; concurrency: number }): Promise<RunResult> {
+  const store = SqliteCheckpoint.create(path.join(o.dir, "j.sqlite"), {
+    id: "t",
+    source: o.urls[0],
+    destination: o.urls[1],
+    options: { include: o.include, exclude: [], compare: "default", delete: false },
+  });
+  try {
+    await plan({ source, destination, store, options: store.job.options });
+    return await new Copier(source, destination, store, {
+      concurrency: o.concurrency,
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      multipart: { partConcurrency: 2, maxMemory: 64 * 1024 * 1024 },
+    }).run();
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * `source` with its readWhole and read calls counted: `whole` gets each key readWhole read
+ * (undefined answers are not counted), `streamed` each key read() was asked for whole.
+ */
+export function countingReads(source: Adapter): { counted: Adapter; whole: string[]; streamed: string[] } {
+  const whole: string[] = [];
+  const streamed: string[] = [];
+  const counted: Adapter = Object.assign(Object.create(source) as Adapter, {
+    readWhole: async (key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }) => {
+      const got = await source.readWhole!(key, max, opts);
+      if (got) whole.push(key);
+      return got;
+    },
+    read: async (key: string, range?: { start: number; end: number }) => {
+      if (!range) streamed.push(key);
+      return source.read(key, range);
+    },
+  });
+  return { counted, whole, streamed };
+}
