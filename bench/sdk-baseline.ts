@@ -69,7 +69,11 @@ async function sourceReader(from: { kind: string; bucket: string; key: string })
   }
   if (from.kind === "gs") {
     const { Storage } = await import("@google-cloud/storage");
-    const file = new Storage({ projectId: "test", apiEndpoint: process.env.STORAGE_EMULATOR_HOST }).bucket(from.bucket).file(from.key);
+    // With STORAGE_EMULATOR_HOST in the environment the library drops "/storage/v1" from its
+    // JSON API URLs (404 on fake-gcs-server); the same endpoint given as apiEndpoint works.
+    const endpoint = process.env.STORAGE_EMULATOR_HOST;
+    delete process.env.STORAGE_EMULATOR_HOST;
+    const file = new Storage({ projectId: "test", apiEndpoint: endpoint }).bucket(from.bucket).file(from.key);
     const [meta] = await file.getMetadata();
     const readPart: ReadPart = async (start, length) => (await file.download({ start, end: start + length - 1, validation: false }))[0];
     return { size: Number(meta.size), readPart, done: async () => undefined };
