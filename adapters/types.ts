@@ -237,7 +237,9 @@ export interface Adapter {
    * thread; or undefined, and the engine streams it: it holds more than `max` bytes (or than the
    * memory `opts.memory` lends, where the adapter reads into that), or the adapter cannot read
    * it this way now. For objects of a few MiB, where streaming them through the main thread
-   * costs more than holding them. `opts.memory`: the engine's reusable memory for the object,
+   * costs more than holding them, and for small ones, where a stream's plumbing costs more than
+   * their bytes (not asked of a source that offers `prefetch`: it serves small objects from
+   * read()). `opts.memory`: the engine's reusable memory for the object,
    * sized for it as listed, for an adapter that reads into memory of its own choosing; taken
    * back once the object is written. `info`: the object as read, where the read tells more
    * than the listing (metadata).

@@ -68,7 +68,8 @@ export class AzureDirectReads {
       .map((h) => `${h}:${headers[h]}\n`)
       .join("");
     let resource = `/${cred.accountName}${url.pathname}`;
-    for (const k of [...url.searchParams.keys()].map((q) => q.toLowerCase()).sort()) resource += `\n${k}:${url.searchParams.get(k)}`;
+    const params = [...url.searchParams].map(([k, v]) => [k.toLowerCase(), v] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [k, v] of params) resource += `\n${k}:${v}`;
     const stringToSign = "GET" + "\n".repeat(12) + msHeaders + resource;
     return `SharedKey ${cred.accountName}:${cred.computeHMACSHA256(stringToSign)}`;
   }
