@@ -47,6 +47,15 @@ export class BodyTooLong extends Error {
   }
 }
 
+/**
+ * Memory for a whole-object GET of at most `max` bytes: what the engine lends (`memory`) if it
+ * is no bigger, else `max` bytes of our own.
+ */
+export function wholeReadTarget(max: number, memory?: () => Buffer): Buffer {
+  const lent = memory?.();
+  return lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
+}
+
 const MAX_HEAD = 16 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
 

@@ -24,7 +24,7 @@ import { toObjectInfo } from "./metadata.js";
 import { inCodePointOrder } from "./order.js";
 import { MAX_PARTS, MAX_PART_SIZE, multipartSteps, type BlobTarget } from "./multipart.js";
 import { DEFAULT_WRITE_LIMITS, writeBlob, type WriteLimits } from "./write.js";
-import { BodyTooLong, DirectUnsupported } from "../http-into.js";
+import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
 import { propsFromHeaders } from "./direct.js";
 import { md5Of } from "../../src/hash-pool.js";
 import { fillFrom } from "../../src/fill.js";
@@ -158,8 +158,7 @@ export class AzureAdapter implements Adapter {
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     if (!this.directReads) return undefined;
     const client = this.blob(key);
-    const lent = opts?.memory?.();
-    const body = lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
+    const body = wholeReadTarget(max, opts?.memory);
     let res;
     try {
       res = await this.conn.direct.getInto(client.url, body);

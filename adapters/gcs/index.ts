@@ -32,7 +32,7 @@ import { MigrateError } from "../../src/errors.js";
 import { STREAM_BUFFER } from "../../src/memory.js";
 import { mapGcsError, type ErrorContext } from "./errors.js";
 import { GcsHttp, type AuthHeaders } from "./http.js";
-import { BodyTooLong, DirectUnsupported, type IntoResponse } from "../http-into.js";
+import { BodyTooLong, DirectUnsupported, wholeReadTarget, type IntoResponse } from "../http-into.js";
 import { fillFrom } from "../../src/fill.js";
 import { md5Of } from "../../src/hash-pool.js";
 import {
@@ -242,8 +242,7 @@ export class GcsAdapter implements Adapter {
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     if (!this.directReads) return undefined;
     const name = this.objectName(key);
-    const lent = opts?.memory?.();
-    const body = lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
+    const body = wholeReadTarget(max, opts?.memory);
     let res;
     try {
       res = await this.http.getInto(this.objectPath(name), { alt: "media" }, { "accept-encoding": "gzip" }, body);

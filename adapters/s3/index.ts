@@ -13,7 +13,7 @@ import { createS3Client } from "./client.js";
 import { sdk } from "./sdk.js";
 import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
-import { BodyTooLong, DirectUnsupported } from "../http-into.js";
+import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
 import { md5Of } from "../../src/hash-pool.js";
 import { fillFrom } from "../../src/fill.js";
 import { listObjects } from "./lister.js";
@@ -161,8 +161,7 @@ export class S3Adapter implements Adapter {
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     const Key = this.fullKey(key);
     if (!this.direct()) return undefined;
-    const lent = opts?.memory?.();
-    const body = lent && lent.length <= max ? lent : Buffer.allocUnsafeSlow(max);
+    const body = wholeReadTarget(max, opts?.memory);
     let got;
     try {
       got = await this.directGet(Key, body);

@@ -17,6 +17,7 @@ import type { Emulator } from "../emulators/types.js";
 import { crc32cBase64 } from "../../src/hashing.js";
 import { adapterContract, emulatorTarget } from "./contract.js";
 import { caught } from "../helpers/errors.js";
+import { expectPartsReadBack } from "../helpers/copy.js";
 
 const emu: Emulator | undefined = await startFakeGcs();
 afterAll(async () => {
@@ -199,12 +200,7 @@ describe("gcs ranged reads into part memory (readInto)", () => {
   /** Read `data` back as "k" in 100,000-byte parts; checks every part, returns the http-client requests made. */
   async function readParts(a: GcsAdapter, data: Buffer): Promise<number> {
     const sends = vi.spyOn(a.http, "send");
-    const body = Buffer.alloc(100_000);
-    for (let start = 0; start < data.length; start += body.length) {
-      const want = data.subarray(start, start + body.length);
-      expect(await a.readInto("k", start, body)).toBe(want.length);
-      expect(body.subarray(0, want.length).equals(want)).toBe(true);
-    }
+    await expectPartsReadBack(a, "k", data, 100_000);
     return sends.mock.calls.length;
   }
 
@@ -380,12 +376,7 @@ describe.skipIf(!emu)("gcs adapter on fake-gcs-server", () => {
     await adapter.write("parts.bin", Readable.from([data]), { key: "parts.bin", size: data.length });
     const a = adapter as GcsAdapter;
     const sends = vi.spyOn(a.http, "send");
-    const body = Buffer.alloc(1_000_000);
-    for (let start = 0; start < data.length; start += body.length) {
-      const want = data.subarray(start, start + body.length);
-      expect(await a.readInto("parts.bin", start, body)).toBe(want.length);
-      expect(body.subarray(0, want.length).equals(want)).toBe(true);
-    }
+    await expectPartsReadBack(a, "parts.bin", data, 1_000_000);
     expect(sends).not.toHaveBeenCalled();
     sends.mockRestore();
   });

@@ -31,7 +31,7 @@ import { FsAdapter } from "../../adapters/fs.js";
 import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
-import { countingReads, planAndCopy } from "../helpers/copy.js";
+import { countingReads, expectPartsReadBack, planAndCopy } from "../helpers/copy.js";
 
 // Every process warning this test process sees: the SDK's NodeVersionSupportWarning must not be one.
 const warnings: string[] = [];
@@ -97,11 +97,7 @@ async function readPartsBack(data: Buffer, env: Record<string, string>): Promise
   const sdkGets = countSdkGets(client);
   const a = new S3Adapter(parseLocation("s3://b"), client, lean);
   try {
-    const body = Buffer.alloc(100_000);
-    for (let start = 0; start < data.length; start += body.length) {
-      expect(await a.readInto("obj", start, body)).toBe(100_000);
-      expect(body.equals(data.subarray(start, start + 100_000))).toBe(true);
-    }
+    await expectPartsReadBack(a, "obj", data, 100_000);
     return sdkGets.count;
   } finally {
     await a.close();

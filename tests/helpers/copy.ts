@@ -1,10 +1,13 @@
-/** Plan and copy between two adapters in-process, as a run would, with a throwaway checkpoint. */
+/** Copying and reading back through adapters in-process, as a run would. */
+
 import path from "node:path";
+import { expect } from "vitest";
 import type { Adapter } from "../../adapters/types.js";
 import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier, type RunResult } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 
+/** Plan and copy between two adapters, with a throwaway checkpoint. */
 export async function planAndCopy(source: Adapter, destination: Adapter, o: { dir: string; urls: [string, string]; include: string[]; concurrency: number }): Promise<RunResult> {
   const store = SqliteCheckpoint.create(path.join(o.dir, "j.sqlite"), {
     id: "t",
@@ -43,4 +46,17 @@ export function countingReads(source: Adapter): { counted: Adapter; whole: strin
     },
   });
   return { counted, whole, streamed };
+}
+
+/**
+ * Read `data` back as `key` with readInto in parts of `partSize` bytes (the last one short)
+ * and check every part's count and bytes.
+ */
+export async function expectPartsReadBack(a: Adapter, key: string, data: Buffer, partSize: number): Promise<void> {
+  const body = Buffer.alloc(partSize);
+  for (let start = 0; start < data.length; start += partSize) {
+    const want = data.subarray(start, start + partSize);
+    expect(await a.readInto!(key, start, body)).toBe(want.length);
+    expect(body.subarray(0, want.length).equals(want)).toBe(true);
+  }
 }
