@@ -243,6 +243,12 @@ export class DirectGet {
     }
   }
 
+  /** GET `url` (its host added to `headers`, Node's default trust store) with the body written into `target`. */
+  getUrl(url: URL, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
+    const origin: Origin = { protocol: url.protocol === "https:" ? "https:" : "http:", hostname: url.hostname, port: url.port ? Number(url.port) : undefined };
+    return this.get(origin, url.pathname + url.search, { ...headers, host: url.host }, target);
+  }
+
   /** A kept-alive socket of this origin that is still open, if any. */
   private takeIdle(key: string): Conn | undefined {
     const list = this.idle.get(key);

@@ -41,12 +41,11 @@ export class AzureDirectReads {
    */
   async getInto(blobUrl: string, target: Buffer, start?: number): Promise<IntoResponse> {
     const url = new URL(blobUrl);
-    const headers: Record<string, string> = { host: url.host, "x-ms-date": new Date().toUTCString() };
+    const headers: Record<string, string> = { "x-ms-date": new Date().toUTCString() };
     if (start !== undefined) headers["x-ms-range"] = `bytes=${start}-${start + target.length - 1}`;
     headers["x-ms-version"] = API_VERSION;
     if (this.credential instanceof StorageSharedKeyCredential) headers.authorization = this.sharedKey(url, headers);
-    const origin = { protocol: url.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: url.hostname, port: url.port ? Number(url.port) : undefined };
-    const res = await this.direct.get(origin, url.pathname + url.search, headers, target);
+    const res = await this.direct.getUrl(url, headers, target);
     if (res.status < 200 || res.status >= 300) throw restError(res);
     return res;
   }

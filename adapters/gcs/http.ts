@@ -65,9 +65,7 @@ export class GcsHttp {
   async getInto(path: string, query: Record<string, string>, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
     const url = new URL(this.endpoint.href.replace(/\/$/, "") + path);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    const all = { ...(await this.authHeaders()), ...headers, host: url.host };
-    const origin = { protocol: url.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: url.hostname, port: url.port ? Number(url.port) : undefined };
-    const res = await (this.direct ??= new DirectGet(this.timeoutMs)).get(origin, url.pathname + url.search, all, target);
+    const res = await (this.direct ??= new DirectGet(this.timeoutMs)).getUrl(url, { ...(await this.authHeaders()), ...headers }, target);
     if (res.status < 200 || res.status >= 300) throw httpError(res.status, res.errorBody ?? "", res.headers);
     return res;
   }
