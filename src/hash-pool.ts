@@ -11,6 +11,11 @@ const INLINE_BELOW = 256 * 1024;
 let pool: WorkerPool | undefined;
 const hashPool = (): WorkerPool => (pool ??= new WorkerPool(workerScript(import.meta.url, "hash-worker"), Math.min(4, Math.max(2, os.availableParallelism()))));
 
+/** Boot the hash threads now, so the first large buffer does not wait tens of ms for them. */
+export function warmHashPool(): void {
+  hashPool().warm();
+}
+
 export function md5Of(buf: Buffer): Promise<string> {
   if (buf.length < INLINE_BELOW) return Promise.resolve(md5Hex(buf));
   return hashPool().callAlone<string>("md5", buf);

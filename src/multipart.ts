@@ -39,7 +39,7 @@ import pLimit from "p-limit";
 import type { Adapter, ObjectInfo, PartChecksum, PartLayout } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
-import { md5Continue, md5Finish, md5Of } from "./hash-pool.js";
+import { md5Continue, md5Finish, md5Of, warmHashPool } from "./hash-pool.js";
 import { fillFrom } from "./fill.js";
 import { combinedCrc32cBase64, crc32cBase64, md5OfPartMd5s } from "./hashing.js";
 import { BufferPool, ByteBudget } from "./memory.js";
@@ -108,8 +108,10 @@ export class MultipartCopier {
   /** Copy one large object, continuing a recorded upload if there is one. Returns its size. */
   async copy(item: WorkItem): Promise<number> {
     const steps = this.destination.multipart!;
-    const info = await this.source.stat(item.key);
     const caps = this.destination.capabilities.multipart!;
+    // Parts into MD5 destinations are hashed on the pool: its threads boot while we stat and start.
+    if ((caps.partChecksum ?? "md5") === "md5") warmHashPool();
+    const info = await this.source.stat(item.key);
     const via = await this.sourceLayout(item.key, info);
     const partSize = via?.partSize ?? choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
     const partCount = Math.max(1, Math.ceil(info.size / partSize));
@@ -121,6 +123,7 @@ export class MultipartCopier {
     // before the upload (its CRC32Cs go with the parts), against the source's layout, or by
     // the combined CRC32C.
     const knownMd5 = partCrc32c || (via && info.md5) || byCombinedCrc ? info.md5 : undefined;
+    if (!knownMd5) warmHashPool();
     // Each source part read is checked against its CRC32C (destination parts carry CRC32Cs).
     const checkedPartSize = via?.check === "crc32c" ? via.layout.partSize : undefined;
 
