@@ -146,6 +146,15 @@ describe("bad input: one line, the documented exit code, nothing lost", () => {
     expect(fs.existsSync(t.dst)).toBe(false);
   });
 
+  it("--debug adds a stack trace that names the TypeScript sources (the CLI runs from a bundle)", async () => {
+    const t = setup(1);
+    const r = await runCli([path.join(t.base, "missing"), t.dst, "--debug"], { env: t.env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: source .*missing: no such directory$/im);
+    expect(r.stderr).toMatch(/at .*\/adapters\/fs\.ts:\d+:\d+/);
+    expect(r.stderr).not.toMatch(/dist\/bundle/);
+  });
+
   it("an unknown scheme → exit 2", async () => {
     const r = await runCli(["ftp://host/x", "/tmp/whatever"]);
     expect(r.code).toBe(2);
