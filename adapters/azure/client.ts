@@ -29,6 +29,7 @@ import {
 } from "@azure/storage-blob";
 import type { AdapterOptions, Location } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
+import { BlobLister } from "./list.js";
 import { AzureDirectReads } from "./direct.js";
 
 /** Azurite's (public, well-known) development account. */
@@ -43,6 +44,8 @@ export interface AzureConnection {
   container: ContainerClient;
   /** Ranged reads straight into part memory, with the same credential. */
   direct: AzureDirectReads;
+  /** List Blobs pages, read without the SDK's XML models (list.ts). */
+  lister: BlobLister;
   /** How we authenticated, for messages ("shared key from AZURE_STORAGE_CONNECTION_STRING"). */
   credentialSource: string;
   /** Release the keep-alive sockets. */
@@ -193,6 +196,7 @@ export function connect(loc: Location, opts: AdapterOptions): AzureConnection {
   return {
     container: new ContainerClient(url, pipeline),
     direct,
+    lister: new BlobLister(url, auth.credential, agent),
     credentialSource: auth.source,
     close: () => {
       agent.destroy();

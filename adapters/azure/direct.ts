@@ -16,7 +16,7 @@ import type { AzureProps } from "./metadata.js";
  * The REST version these requests ask for: old enough for every service and emulator version
  * we meet (Azurite 3.x knows it), new enough for x-ms-range on Get Blob.
  */
-const API_VERSION = "2021-08-06";
+export const API_VERSION = "2021-08-06";
 
 /** A failed request, shaped like the SDK's RestError where mapAzureError reads it. */
 export interface DirectRestError extends Error {
@@ -44,7 +44,7 @@ export class AzureDirectReads {
     const headers: Record<string, string> = { "x-ms-date": new Date().toUTCString() };
     if (start !== undefined) headers["x-ms-range"] = `bytes=${start}-${start + target.length - 1}`;
     headers["x-ms-version"] = API_VERSION;
-    if (this.credential instanceof StorageSharedKeyCredential) headers.authorization = this.sharedKey(url, headers);
+    if (this.credential instanceof StorageSharedKeyCredential) headers.authorization = sharedKeyAuthorization(this.credential, url, headers);
     const res = await this.direct.getUrl(url, headers, target);
     if (res.status < 200 || res.status >= 300) throw restError(res);
     return res;
@@ -53,25 +53,24 @@ export class AzureDirectReads {
   close(): void {
     this.direct.close();
   }
+}
 
-  /**
-   * Shared Key authorization of a GET with no standard headers: the verb, eleven empty standard
-   * header lines and an empty Range line, the x-ms-* headers in name order, then
-   * /account/path with the query's parameters (none here: a shared key goes without a SAS).
-   */
-  private sharedKey(url: URL, headers: Record<string, string>): string {
-    const cred = this.credential as StorageSharedKeyCredential;
-    const msHeaders = Object.keys(headers)
-      .filter((h) => h.startsWith("x-ms-"))
-      .sort()
-      .map((h) => `${h}:${headers[h]}\n`)
-      .join("");
-    let resource = `/${cred.accountName}${url.pathname}`;
-    const params = [...url.searchParams].map(([k, v]) => [k.toLowerCase(), v] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [k, v] of params) resource += `\n${k}:${v}`;
-    const stringToSign = "GET" + "\n".repeat(12) + msHeaders + resource;
-    return `SharedKey ${cred.accountName}:${cred.computeHMACSHA256(stringToSign)}`;
-  }
+/**
+ * Shared Key authorization of a GET with no standard headers: the verb, eleven empty standard
+ * header lines and an empty Range line, the x-ms-* headers in name order, then /account/path
+ * and the query's parameters (names lower-cased, in order), as the SDK signs.
+ */
+export function sharedKeyAuthorization(cred: StorageSharedKeyCredential, url: URL, headers: Record<string, string>): string {
+  const msHeaders = Object.keys(headers)
+    .filter((h) => h.startsWith("x-ms-"))
+    .sort()
+    .map((h) => `${h}:${headers[h]}\n`)
+    .join("");
+  let resource = `/${cred.accountName}${url.pathname}`;
+  const params = [...url.searchParams].map(([k, v]) => [k.toLowerCase(), v] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [k, v] of params) resource += `\n${k}:${v}`;
+  const stringToSign = "GET" + "\n".repeat(12) + msHeaders + resource;
+  return `SharedKey ${cred.accountName}:${cred.computeHMACSHA256(stringToSign)}`;
 }
 
 /** A Get Blob response's properties and metadata, as the SDK's download result gives them. */
@@ -93,7 +92,7 @@ export function propsFromHeaders(h: Record<string, string>): { props: AzureProps
 }
 
 /** The service's error code (header, else the XML body's) and message, as a RestError-like error. */
-function restError(res: IntoResponse): DirectRestError {
+export function restError(res: Pick<IntoResponse, "status" | "headers" | "errorBody">): DirectRestError {
   const body = res.errorBody ?? "";
   const code = res.headers["x-ms-error-code"] ?? /<Code>([^<]*)<\/Code>/.exec(body)?.[1];
   const message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1]?.split("\n")[0] ?? `HTTP ${res.status}`;

@@ -6,7 +6,8 @@
  * - Headers, metadata name/value encoding, mtime/md5 metadata: metadata.ts.
  * - write(): write.ts (one Put Blob up to 256 MiB, block lists above).
  * - multipart: multipart.ts (stage block / commit block list; abort is a no-op).
- * - list(): List Blobs (flat) with metadata, 5000 per page, streamed page by page. Azure and
+ * - list(): List Blobs (flat) with metadata, 5000 per page, streamed page by page (list.ts reads
+ *   the pages: about 15 CPU-µs per blob, the SDK's models about 300). Azure and
  *   Azurite return UTF-16 code-unit order; order.ts repairs it to UTF-8 byte order in bounded
  *   memory. (Accounts with a hierarchical namespace, ADLS Gen2, list in path-tree order instead
  *   — "a/x" before "a-b" — which this does not repair.)
@@ -14,7 +15,7 @@
  * - mtime: the source mtime is stored as metadata "mtime" (RFC 3339, as rclone does) and reported by list and stat.
  */
 import { PassThrough, pipeline, type Readable } from "node:stream";
-import type { BlobItem, BlockBlobClient, ContainerClient } from "@azure/storage-blob";
+import type { BlockBlobClient, ContainerClient } from "@azure/storage-blob";
 import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { STREAM_BUFFER } from "../../src/memory.js";
@@ -22,6 +23,7 @@ import { connect, type AzureConnection } from "./client.js";
 import { mapAzureError } from "./errors.js";
 import { toObjectInfo } from "./metadata.js";
 import { inCodePointOrder } from "./order.js";
+import type { ListedBlob } from "./list.js";
 import { MAX_PARTS, MAX_PART_SIZE, multipartSteps, type BlobTarget } from "./multipart.js";
 import { DEFAULT_WRITE_LIMITS, writeBlob, type WriteLimits } from "./write.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
@@ -107,17 +109,15 @@ export class AzureAdapter implements Adapter {
   }
 
   /** Blobs whose names start with `prefix` (a plain string prefix), as the service orders them. */
-  private async *rawList(prefix: string): AsyncGenerator<BlobItem> {
-    const pages = this.container
-      .listBlobsFlat({ prefix: prefix || undefined, includeMetadata: true })
-      .byPage({ maxPageSize: PAGE_SIZE });
-    for (;;) {
-      const page = await pages.next().catch((err: unknown) => {
+  private async *rawList(prefix: string): AsyncGenerator<ListedBlob> {
+    let marker: string | undefined;
+    do {
+      const page = await this.conn.lister.page(prefix, marker, PAGE_SIZE).catch((err: unknown) => {
         throw mapAzureError(err, `${this.display}: listing ${prefix || "/"}`);
       });
-      if (page.done) return;
-      yield* page.value.segment.blobItems;
-    }
+      yield* page.blobs;
+      marker = page.nextMarker;
+    } while (marker);
   }
 
   async stat(key: string): Promise<ObjectInfo> {
