@@ -87,9 +87,12 @@ function properties(block: string | undefined): AzureProps {
 
 /** One List Blobs (EnumerationResults) page. */
 export function parseListPage(xml: string): ListPage {
+  // A page cut short would otherwise end the listing early, and silently.
+  if (!xml.trimEnd().endsWith("</EnumerationResults>")) throw new Error("List Blobs: the page is cut short");
   const blobs: ListedBlob[] = [];
   const blobsStart = xml.indexOf("<Blobs>");
   const blobsEnd = blobsStart < 0 ? -1 : xml.indexOf("</Blobs>", blobsStart);
+  if (blobsStart >= 0 && blobsEnd < 0) throw new Error("List Blobs: <Blobs> is not closed");
   for (let at = blobsStart; blobsStart >= 0; ) {
     const start = xml.indexOf("<Blob>", at);
     if (start < 0 || start > blobsEnd) break;

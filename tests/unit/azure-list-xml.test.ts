@@ -49,6 +49,11 @@ describe("parseListPage", () => {
   it("refuses a page it cannot read rather than listing part of it", () => {
     expect(() => parseListPage(page("<Blob><Name>a</Name><Properties>"))).toThrow(/not closed/);
     expect(() => parseListPage(page("<Blob><Properties /></Blob>"))).toThrow(/without a <Name>/);
+    const whole = page(full, "<NextMarker>m2</NextMarker>");
+    expect(parseListPage(whole + "\n").nextMarker).toBe("m2");
+    for (const cut of [whole.indexOf("</Blobs>"), whole.indexOf("<NextMarker>"), whole.length - 3]) {
+      expect(() => parseListPage(whole.slice(0, cut))).toThrow(/cut short/);
+    }
   });
 });
 
