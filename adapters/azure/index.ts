@@ -23,7 +23,7 @@ import { connect, type AzureConnection } from "./client.js";
 import { mapAzureError } from "./errors.js";
 import { toObjectInfo } from "./metadata.js";
 import { inCodePointOrder } from "./order.js";
-import type { ListedBlob } from "./list.js";
+import { ListPageError, type ListedBlob } from "./list.js";
 import { MAX_PARTS, MAX_PART_SIZE, multipartSteps, type BlobTarget } from "./multipart.js";
 import { DEFAULT_WRITE_LIMITS, writeBlob, type WriteLimits } from "./write.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
@@ -113,7 +113,10 @@ export class AzureAdapter implements Adapter {
     let marker: string | undefined;
     do {
       const page = await this.conn.lister.page(prefix, marker, PAGE_SIZE).catch((err: unknown) => {
-        throw mapAzureError(err, `${this.display}: listing ${prefix || "/"}`);
+        const what = `${this.display}: listing ${prefix || "/"}`;
+        // Temporary: the listing is retried from where it stopped (limits.ts).
+        if (err instanceof ListPageError) throw new MigrateError("Unexpected", `${what}: ${err.message}`, { temporary: true, cause: err });
+        throw mapAzureError(err, what);
       });
       yield* page.blobs;
       marker = page.nextMarker;

@@ -29,6 +29,9 @@ export interface ListPage {
   nextMarker?: string;
 }
 
+/** A page that is not a whole List Blobs answer (cut short, or not the shape Azure writes). */
+export class ListPageError extends Error {}
+
 const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
 /** Text content with XML's five entities and character references decoded. */
@@ -61,7 +64,7 @@ function inner(s: string, tag: string, from = 0, to = s.length): string | undefi
 
 function blobName(blob: string): string {
   const m = /<Name(\s[^>]*)?>([^<]*)<\/Name>/.exec(blob);
-  if (!m) throw new Error("List Blobs: a <Blob> without a <Name>");
+  if (!m) throw new ListPageError("List Blobs: a <Blob> without a <Name>");
   const text = xmlText(m[2]);
   return m[1] && /Encoded\s*=\s*"true"/i.test(m[1]) ? decodeURIComponent(text) : text;
 }
@@ -88,16 +91,16 @@ function properties(block: string | undefined): AzureProps {
 /** One List Blobs (EnumerationResults) page. */
 export function parseListPage(xml: string): ListPage {
   // A page cut short would otherwise end the listing early, and silently.
-  if (!xml.trimEnd().endsWith("</EnumerationResults>")) throw new Error("List Blobs: the page is cut short");
+  if (!xml.trimEnd().endsWith("</EnumerationResults>")) throw new ListPageError("List Blobs: the page is cut short");
   const blobs: ListedBlob[] = [];
   const blobsStart = xml.indexOf("<Blobs>");
   const blobsEnd = blobsStart < 0 ? -1 : xml.indexOf("</Blobs>", blobsStart);
-  if (blobsStart >= 0 && blobsEnd < 0) throw new Error("List Blobs: <Blobs> is not closed");
+  if (blobsStart >= 0 && blobsEnd < 0) throw new ListPageError("List Blobs: <Blobs> is not closed");
   for (let at = blobsStart; blobsStart >= 0; ) {
     const start = xml.indexOf("<Blob>", at);
     if (start < 0 || start > blobsEnd) break;
     const end = xml.indexOf("</Blob>", start);
-    if (end < 0) throw new Error("List Blobs: a <Blob> element is not closed");
+    if (end < 0) throw new ListPageError("List Blobs: a <Blob> element is not closed");
     const blob = xml.slice(start + 6, end);
     const meta = inner(blob, "Metadata");
     blobs.push({

@@ -182,6 +182,30 @@ describe("azure configuration (no emulator needed)", () => {
     }
   });
 
+  it("a List Blobs page cut short fails the listing as a temporary error, not an early end", async () => {
+    const whole = `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ContainerName="c"><Blobs><Blob><Name>a</Name><Properties><Content-Length>1</Content-Length></Properties></Blob><Blob><Name>b</Name><Properties><Content-Length>2</Content-Length></Properties></Blob></Blobs><NextMarker /></EnumerationResults>`;
+    let answers = 0;
+    const server = http.createServer((req, res) => {
+      // The first answer is a whole HTTP response whose XML stops after the first blob.
+      const body = answers++ === 0 ? whole.slice(0, whole.indexOf("<Blob><Name>b")) : whole;
+      res.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    const env = { AZURE_STORAGE_CONNECTION_STRING: `AccountName=devstoreaccount1;AccountKey=${DEV_KEY};BlobEndpoint=http://127.0.0.1:${port}/devstoreaccount1` };
+    const a = await createAzureAdapter(loc("az://devstoreaccount1/c"), { env });
+    try {
+      const err = await caught(collect(a.list()));
+      expect(err).toMatchObject({ kind: "Unexpected", temporary: true, message: expect.stringContaining("az://devstoreaccount1/c: listing /: List Blobs: the page is cut short") });
+      expect((await collect(a.list())).map((o) => [o.key, o.size])).toEqual([["a", 1], ["b", 2]]);
+    } finally {
+      await a.close?.();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it("times out a silent server as a temporary error", async () => {
     const sockets: net.Socket[] = [];
     const server = net.createServer((s) => sockets.push(s)); // accepts, never answers
