@@ -15,10 +15,8 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { repoRoot } from "./lab.js";
-import { measure } from "./measure.js";
-
-const ACCOUNT = "devstoreaccount1";
-const DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+import { measure, median } from "./measure.js";
+import { DEV_ACCOUNT as ACCOUNT, DEV_KEY } from "../adapters/azure/client.js";
 
 /** Child: serve `count` blobs f0000000… (markers are indexes), then report the port. */
 function serve(count: number): void {
@@ -74,7 +72,6 @@ async function main(): Promise<void> {
         if (m.exitCode !== 1 || !m.stdoutHead.includes(`${count.toLocaleString("en-US")} objects`)) throw new Error(`dry run failed (exit ${m.exitCode}): ${m.stderrTail.slice(-500)}`);
         runs.push(m);
       }
-      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
       const wall = median(runs.map((m) => m.wallMs)) / 1000;
       console.log(
         `${count.toLocaleString("en-US")} blobs: plan ${wall.toFixed(2)} s (${Math.round(count / wall).toLocaleString("en-US")} blobs/s), ` +

@@ -33,8 +33,8 @@ import { BlobLister } from "./list.js";
 import { AzureDirectReads } from "./direct.js";
 
 /** Azurite's (public, well-known) development account. */
-const DEV_ACCOUNT = "devstoreaccount1";
-const DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+export const DEV_ACCOUNT = "devstoreaccount1";
+export const DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /** Sockets per host: many parallel transfers must not queue behind Node's default agent. */
 const MAX_SOCKETS = 256;
