@@ -219,10 +219,10 @@ export class AzureAdapter implements Adapter {
     }
   }
 
-  /** One List Blobs call of one entry: proves the credential, the container and list access. */
+  /** One List Blobs call of one entry, as list() makes them: proves the credential, the container and list access. */
   async check(role: "source" | "destination"): Promise<void> {
     try {
-      await this.container.listBlobsFlat({ prefix: this.base || undefined }).byPage({ maxPageSize: 1 }).next();
+      await this.conn.lister.page(this.base, undefined, 1);
     } catch (err) {
       const e = mapAzureError(err, `${role} ${this.display}`);
       const hint = e.kind === "PermissionDenied" ? ` (credentials: ${this.conn.credentialSource})` : "";
