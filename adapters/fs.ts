@@ -301,13 +301,16 @@ export class FsAdapter implements Adapter {
     return result;
   }
 
-  /** writeFromFile for several small files in one worker call; each result is that file's WriteResult or error. */
+  /**
+   * writeFromFile for several small files in one worker call; each result is that file's
+   * WriteResult or error. Groups into the same folder go to one thread at a time (see callPinned).
+   */
   async writeFromFiles(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]> {
     const entries = items.map((it): CopyArgs => {
       const finalPath = this.pathOf(it.key);
       return [it.file, finalPath, it.source.size, it.source.mtime, it.md5 === true];
     });
-    const got = await fsPool().callAlone<CopiedOrFailed[]>("copyFiles", entries);
+    const got = await fsPool().callPinned<CopiedOrFailed[]>(path.dirname(entries[0][1]), "copyFiles", entries);
     return got.map((g, i) => {
       const { key, file, source } = items[i];
       return "error" in g ? this.handoffError(key, file, fromErrorShape(g.error)) : this.handoffResult(key, source, g.ok);

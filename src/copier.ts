@@ -120,11 +120,16 @@ const WHOLE_READ_MAX = 16 * 1024 * 1024;
 const FILE_HANDOFF_MAX = 64 * 1024 * 1024;
 /**
  * Local files up to HANDOFF_GROUP_MAX_SIZE go to a destination's writeFromFiles this many at a
- * time. 10,000 × 4 KiB fs→fs on tmpfs, medians of 4: one call a file 1.00 s, groups of 32
- * 0.805 s, groups of 64 0.81 s.
+ * time, all in one folder (key prefix), so writes into a folder are not spread over threads that
+ * would contend for it. 10,000 × 4 KiB fs→fs on tmpfs, medians of 4: one call a file 1.00 s,
+ * groups of 32 0.805 s, groups of 64 0.81 s. On ext4 (folders of 100, caches dropped, medians
+ * of 5): groups of 32 regardless of folder 0.99 s, of up to 128 in one folder 0.82 s.
  */
-const HANDOFF_GROUP = 32;
+const HANDOFF_GROUP = 128;
 const HANDOFF_GROUP_MAX_SIZE = 64 * 1024;
+
+/** The key up to its last "/": objects with the same one land in one folder of a local destination. */
+const folderOf = (key: string): string => key.slice(0, key.lastIndexOf("/") + 1);
 
 /** The object as the plan listed it. */
 const listedInfo = (item: WorkItem): ObjectInfo => ({ key: item.key, size: item.size, mtime: item.mtime, md5: item.md5 });
@@ -192,7 +197,8 @@ export class Copier {
         while (inflight.size >= window) await Promise.race(inflight);
         if (this.stopping || this.fatal) break outer;
         let n = 0;
-        while (n < HANDOFF_GROUP && i + n < batch.length && this.groupable(batch[i + n])) n++;
+        const folder = folderOf(batch[i].key);
+        while (n < HANDOFF_GROUP && i + n < batch.length && this.groupable(batch[i + n]) && folderOf(batch[i + n].key) === folder) n++;
         const group = batch.slice(i, i + Math.max(1, n));
         i += group.length;
         const p = limit(() => (this.stopping || this.fatal ? Promise.resolve() : group.length > 1 ? this.processGroup(group) : this.process(group[0])));

@@ -7,6 +7,9 @@
  * batch, each way. A worker holds at most two batches, so a long call (hashing a big file)
  * delays only the batch queued behind it, and other workers keep serving.
  *
+ * A long call may name an affinity (a destination folder): calls with the same one go to the
+ * same worker while any of them is in flight there, and wait for it rather than run alongside.
+ *
  * Workers are unreferenced while idle: an idle pool never keeps the process alive.
  */
 import fs from "node:fs";
@@ -14,7 +17,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker, parentPort, type TransferListItem } from "node:worker_threads";
 
-type Call = { seq: number; op: string; args: unknown[]; alone?: boolean };
+type Call = { seq: number; op: string; args: unknown[]; alone?: boolean; affinity?: string; first?: boolean };
+type Waiter = { resolve(v: unknown): void; reject(e: Error): void; affinity?: string };
 type Reply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: WorkerErrorShape };
 /** An error as it crosses between threads: its message and errno fields. */
 export interface WorkerErrorShape {
@@ -45,13 +49,15 @@ const MIN_SHARE = 8;
 interface Slot {
   worker: Worker;
   batches: number;
-  pending: Map<number, { resolve(v: unknown): void; reject(e: Error): void }>;
+  pending: Map<number, Waiter>;
 }
 
 export class WorkerPool {
   private slots: Slot[] = [];
   private queue: Call[] = [];
-  private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private waiting = new Map<number, Waiter>();
+  /** Affinities with calls in flight: the worker they are on, and how many. */
+  private pins = new Map<string, { slot: Slot; calls: number }>();
   private seq = 0;
   private flushScheduled = false;
   private closed = false;
@@ -76,12 +82,35 @@ export class WorkerPool {
     return this.enqueue<T>({ op, args, alone: true });
   }
 
+  /**
+   * Like `callAlone`, ahead of every call not yet sent to a worker: for work others wait on (a
+   * listing that feeds the copies queued behind it).
+   */
+  callFirst<T>(op: string, ...args: unknown[]): Promise<T> {
+    return this.enqueue<T>({ op, args, alone: true, first: true });
+  }
+
+  /**
+   * `callAlone` on the worker that has calls of the same `affinity` in flight, if one has: such
+   * calls run one after another there, never side by side. For writes into one folder: threads
+   * creating files in the same folder contend for its lock in the kernel (10,000 × 4 KiB into
+   * folders of 100 on ext4, two threads: 1.02 CPU-s dealt file by file, 0.77 folder by folder).
+   */
+  callPinned<T>(affinity: string, op: string, ...args: unknown[]): Promise<T> {
+    return this.enqueue<T>({ op, args, alone: true, affinity });
+  }
+
   private enqueue<T>(c: Omit<Call, "seq">): Promise<T> {
     if (this.closed) return Promise.reject(new Error("worker pool is closed"));
     const seq = ++this.seq;
     return new Promise<T>((resolve, reject) => {
-      this.waiting.set(seq, { resolve: resolve as (v: unknown) => void, reject });
-      this.queue.push({ seq, ...c });
+      this.waiting.set(seq, { resolve: resolve as (v: unknown) => void, reject, affinity: c.affinity });
+      if (c.first) {
+        // After the other calls sent first, ahead of the rest.
+        let at = 0;
+        while (at < this.queue.length && this.queue[at].first) at++;
+        this.queue.splice(at, 0, { seq, ...c });
+      } else this.queue.push({ seq, ...c });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => {
@@ -107,24 +136,39 @@ export class WorkerPool {
   private dispatch(): void {
     if (!this.queue.length) return;
     this.warm();
-    // Emptiest workers first, so calls spread instead of piling on the first one.
-    const order = [...this.slots].sort((a, b) => a.batches - b.batches);
-    for (const slot of order) {
-      if (!this.queue.length) break;
-      if (slot.batches >= BATCHES_PER_WORKER) continue;
-      const open = order.filter((s) => s.batches < BATCHES_PER_WORKER).length;
-      const share = Math.min(BATCH_MAX, Math.max(MIN_SHARE, Math.ceil(this.queue.length / Math.max(1, open))));
+    for (;;) {
+      const open = this.slots.filter((s) => s.batches < BATCHES_PER_WORKER);
+      if (!open.length) return;
+      // The first call that may go now: any but one pinned to a worker that has no room.
+      const i = this.queue.findIndex((c) => {
+        const pin = c.affinity === undefined ? undefined : this.pins.get(c.affinity);
+        return !pin || pin.slot.batches < BATCHES_PER_WORKER;
+      });
+      if (i < 0) return;
+      const first = this.queue[i];
+      const pin = first.affinity === undefined ? undefined : this.pins.get(first.affinity);
+      // Emptiest worker first, so calls spread instead of piling on the first one.
+      const slot = pin?.slot ?? open.reduce((a, b) => (b.batches < a.batches ? b : a));
+      const share = Math.min(BATCH_MAX, Math.max(MIN_SHARE, Math.ceil(this.queue.length / open.length)));
       // A long call goes alone; short ones go together, up to the next long one.
       let take = 1;
-      if (!this.queue[0].alone) while (take < share && take < this.queue.length && !this.queue[take].alone) take++;
-      const batch = this.queue.splice(0, take);
+      if (!first.alone) while (take < share && i + take < this.queue.length && !this.queue[i + take].alone) take++;
+      const batch = this.queue.splice(i, take);
       for (const c of batch) {
         slot.pending.set(c.seq, this.waiting.get(c.seq)!);
         this.waiting.delete(c.seq);
+        if (c.affinity !== undefined) this.pins.set(c.affinity, { slot, calls: (this.pins.get(c.affinity)?.calls ?? 0) + 1 });
       }
       if (slot.batches++ === 0) slot.worker.ref();
       slot.worker.postMessage(batch);
     }
+  }
+
+  /** A call of `waiter`'s has left its worker (answered, or the worker failed). */
+  private unpin(waiter: Waiter): void {
+    if (waiter.affinity === undefined) return;
+    const pin = this.pins.get(waiter.affinity);
+    if (pin && --pin.calls === 0) this.pins.delete(waiter.affinity);
   }
 
   private spawn(): Slot {
@@ -135,6 +179,7 @@ export class WorkerPool {
         const p = slot.pending.get(r.seq);
         if (!p) continue;
         slot.pending.delete(r.seq);
+        this.unpin(p);
         if (r.ok) p.resolve(r.value);
         else p.reject(fromErrorShape(r.error));
       }
@@ -142,7 +187,10 @@ export class WorkerPool {
       this.dispatch();
     });
     const fail = (err: Error) => {
-      for (const p of slot.pending.values()) p.reject(err);
+      for (const p of slot.pending.values()) {
+        this.unpin(p);
+        p.reject(err);
+      }
       slot.pending.clear();
       const i = this.slots.indexOf(slot);
       if (i >= 0 && !this.closed) this.slots[i] = this.spawn();

@@ -1,7 +1,7 @@
 /**
  * Small local files go to a local destination in groups (Adapter.writeFromFiles): one call and
- * one concurrency slot for up to 32 files. Only files stored whole are recorded done from a
- * group; any other goes again the usual way and fails (or succeeds) there, alone.
+ * one concurrency slot for up to 128 files of one folder. Only files stored whole are recorded
+ * done from a group; any other goes again the usual way and fails (or succeeds) there, alone.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -23,15 +23,18 @@ const name = (i: number) => `f${String(i).padStart(2, "0")}`;
  * The fs adapter, recording the size of each writeFromFiles call and each delete; it can fail
  * every group call, or report one key as stored one byte longer than it is.
  */
-function destination(dir: string, opts: { failGroups?: boolean; misreport?: string } = {}): Adapter & { groups: number[]; deleted: string[] } {
+function destination(dir: string, opts: { failGroups?: boolean; misreport?: string } = {}): Adapter & { groups: number[]; groupKeys: string[][]; deleted: string[] } {
   const inner = new FsAdapter(parseLocation(dir));
   const groups: number[] = [];
+  const groupKeys: string[][] = [];
   const deleted: string[] = [];
   return Object.assign(Object.create(inner) as Adapter, {
     groups,
+    groupKeys,
     deleted,
     async writeFromFiles(items: readonly FileHandoff[]) {
       groups.push(items.length);
+      groupKeys.push(items.map((it) => it.key));
       if (opts.failGroups) throw new Error("the group call failed");
       const got = await inner.writeFromFiles(items);
       return got.map((r, i) => (items[i].key === opts.misreport && !(r instanceof Error) ? { ...r, size: r.size + 1 } : r));
@@ -43,11 +46,13 @@ function destination(dir: string, opts: { failGroups?: boolean; misreport?: stri
   });
 }
 
-async function setUp(opts: { failGroups?: boolean; misreport?: string } = {}) {
+async function setUp(opts: { failGroups?: boolean; misreport?: string; names?: string[] } = {}) {
   const srcDir = tempDir("group-src");
   const dstDir = tempDir("group-dst");
-  for (let i = 0; i < COUNT; i++) {
-    const file = path.join(srcDir, name(i));
+  const names = opts.names ?? Array.from({ length: COUNT }, (_, i) => name(i));
+  for (const [i, n] of names.entries()) {
+    const file = path.join(srcDir, n);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, `object ${i} `.repeat(i + 1));
     fs.utimesSync(file, 1_700_000_000 + i, 1_700_000_000 + i);
   }
@@ -89,6 +94,21 @@ describe("small local files handed over in groups", () => {
     expect(rows.get(name(17))).toMatchObject({ state: "failed", error: expect.stringMatching(/holds more than \d+ bytes/) });
     // Neither the missing nor the grown file, nor a temporary file, is left at the destination.
     expect(fs.readdirSync(dstDir).sort()).toEqual(Array.from({ length: COUNT }, (_, i) => name(i)).filter((n) => n !== name(5) && n !== name(17)));
+    store.close();
+  });
+
+  it("a group holds files of one folder only: writes into a folder are not spread over threads", async () => {
+    // Top-level files and three folders, few enough files that one group could hold them all.
+    const names = ["top1", "top2", ...["a", "b", "b/c"].flatMap((d) => Array.from({ length: 6 }, (_, i) => `${d}/${name(i)}`))];
+    const { srcDir, dstDir, dst, store, copier } = await setUp({ names });
+    const result = await copier.run();
+    expect(result.copied).toBe(names.length);
+    const folder = (k: string) => k.slice(0, k.lastIndexOf("/") + 1);
+    for (const keys of dst.groupKeys) expect(new Set(keys.map(folder)).size).toBe(1);
+    // Each folder's files went together: one group per folder.
+    expect(dst.groupKeys.map((keys) => folder(keys[0])).sort()).toEqual(["", "a/", "b/", "b/c/"]);
+    for (const n of names) expect(fs.readFileSync(path.join(dstDir, n)).equals(fs.readFileSync(path.join(srcDir, n)))).toBe(true);
+    expect([...store.rows()].every((r) => r.state === "done")).toBe(true);
     store.close();
   });
 

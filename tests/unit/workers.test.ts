@@ -89,6 +89,53 @@ describe("WorkerPool batching", () => {
   });
 });
 
+describe("WorkerPool ordering and affinity", () => {
+  /** A worker whose `work(ms, tag)` blocks its thread for `ms`, then says which thread ran it, and when (in its order of calls). */
+  function slowWorker(): string {
+    const file = path.join(tempDir("pool-slow"), "slow.mjs");
+    fs.writeFileSync(
+      file,
+      `import { threadId } from "node:worker_threads";
+       import { serve } from ${JSON.stringify(new URL("../../dist/src/worker-pool.js", import.meta.url).href)};
+       const cell = new Int32Array(new SharedArrayBuffer(4));
+       let n = 0;
+       serve({ work: (ms, tag) => { Atomics.wait(cell, 0, 0, ms); return { value: { tag, thread: threadId, n: ++n } }; } });`,
+    );
+    return file;
+  }
+  type Done = { tag: string; thread: number; n: number };
+
+  it("calls with the same affinity run on one thread, one after another; other affinities use other threads", async () => {
+    const pool = new WorkerPool(slowWorker(), 3);
+    try {
+      const calls: Promise<Done>[] = [];
+      for (let i = 0; i < 4; i++) for (const folder of ["a/", "b/"]) calls.push(pool.callPinned<Done>(folder, "work", 20, folder));
+      const done = await Promise.all(calls);
+      const threadsOf = (folder: string) => new Set(done.filter((d) => d.tag === folder).map((d) => d.thread));
+      expect(threadsOf("a/").size).toBe(1);
+      expect(threadsOf("b/").size).toBe(1);
+      expect([...threadsOf("a/")][0]).not.toBe([...threadsOf("b/")][0]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("callFirst goes ahead of calls still queued", async () => {
+    const pool = new WorkerPool(slowWorker(), 1);
+    try {
+      // One thread takes two batches; the third call waits in the queue.
+      const queued = ["q1", "q2", "q3"].map((tag) => pool.callAlone<Done>("work", 30, tag));
+      await new Promise((r) => setImmediate(r)); // the first two are sent
+      const first = pool.callFirst<Done>("work", 1, "first");
+      const later = pool.callAlone<Done>("work", 1, "q4");
+      const order = (await Promise.all([...queued, first, later])).sort((x, y) => x.n - y.n).map((d) => d.tag);
+      expect(order).toEqual(["q1", "q2", "first", "q3", "q4"]);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe("hash pool", () => {
   it("part MD5s and the whole-object MD5 chained part by part match a one-pass MD5", async () => {
     const data = seededBytes(3 * 1024 * 1024 + 17, 4);
