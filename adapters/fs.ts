@@ -52,6 +52,8 @@ function ownMemory(buf: Buffer): Buffer {
 /** A Buffer over bytes that arrived from a worker (they arrive as a plain Uint8Array). */
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const wholeStream = (whole: Buffer): ObjectStream => Object.assign(Readable.from([whole], { objectMode: false }), { whole });
+/** Subfolders of a folder whose listings are read ahead of the walk. */
+const LIST_AHEAD = 4;
 /** Files held read ahead, at most (× SMALL_FILE bytes at worst). */
 const AHEAD_MAX = 256;
 
@@ -107,25 +109,47 @@ export class FsAdapter implements Adapter {
 
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     const start = prefix ? path.join(this.root, ...prefix.split("/")) : this.root;
-    yield* this.walk(start, prefix ? prefix + "/" : "");
+    yield* this.walk(start, prefix ? prefix + "/" : "", this.listDir(start));
+  }
+
+  /** A folder's entries, read (and its files stat'ed) by one worker call ahead of any copying queued. */
+  private async listDir(dir: string): Promise<DirEntry[]> {
+    try {
+      return await fsPool().callFirst<DirEntry[]>("listDir", dir, TEMP_PREFIX);
+    } catch (err) {
+      throw toMigrateError(err);
+    }
   }
 
   /**
    * Depth-first walk in key order: entries sorted as "name" for files and "name/" for folders.
-   * Each folder is read and its files stat'ed by one worker call.
+   * The next LIST_AHEAD subfolders of a folder are read while the walk is in the ones before
+   * them, so a copy running alongside is not kept waiting on one listing call at a time.
    */
-  private async *walk(dir: string, keyPrefix: string): AsyncGenerator<ObjectInfo> {
-    let entries: DirEntry[];
-    try {
-      entries = await fsPool().call<DirEntry[]>("listDir", dir, TEMP_PREFIX);
-    } catch (err) {
-      throw toMigrateError(err);
-    }
+  private async *walk(dir: string, keyPrefix: string, listing: Promise<DirEntry[]>): AsyncGenerator<ObjectInfo> {
+    const entries = await listing;
     const sorted = entries.map((e) => ({ e, sortKey: e.dir ? e.name + "/" : e.name }));
     sorted.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+    const subdirs = sorted.filter(({ e }) => e.dir).map(({ e }) => e.name);
+    const ahead = new Map<string, Promise<DirEntry[]>>();
+    let next = 0;
+    const readAhead = () => {
+      for (; next < subdirs.length && ahead.size < LIST_AHEAD; next++) {
+        const p = this.listDir(path.join(dir, subdirs[next]));
+        p.catch(() => undefined); // awaited in order below; not unhandled meanwhile
+        ahead.set(subdirs[next], p);
+      }
+    };
     for (const { e } of sorted) {
-      if (e.dir) yield* this.walk(path.join(dir, e.name), keyPrefix + e.name + "/");
-      else yield { key: keyPrefix + e.name, size: e.size, mtime: Math.floor(e.mtimeMs) };
+      if (!e.dir) {
+        yield { key: keyPrefix + e.name, size: e.size, mtime: Math.floor(e.mtimeMs) };
+        continue;
+      }
+      readAhead();
+      const p = ahead.get(e.name)!;
+      ahead.delete(e.name);
+      readAhead();
+      yield* this.walk(path.join(dir, e.name), keyPrefix + e.name + "/", p);
     }
   }
 

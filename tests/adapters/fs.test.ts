@@ -6,6 +6,7 @@ import { FsAdapter } from "../../adapters/fs.js";
 import { parseLocation } from "../../adapters/index.js";
 import { describe, expect, it } from "vitest";
 import { crc32cBase64 } from "../../src/hashing.js";
+import { compareKeys } from "../../src/keys.js";
 import { md5, seededBytes } from "../helpers/streams.js";
 
 adapterContract("fs", async () => {
@@ -81,5 +82,32 @@ describe("fs keys and paths", () => {
     }
     expect(accepted).toBeGreaterThan(1000);
     expect(accepted).toBeLessThan(keys.length - 1000);
+  });
+});
+
+describe("fs listing", () => {
+  it("walks a tree of many folders (listings read ahead) in key order, every file once", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "cm-walk-"));
+    const keys: string[] = [];
+    // Folders at three depths, more per level than are read ahead, with names that sort
+    // differently as folders ("a/") than as plain names ("a-b", "a.b", "a0").
+    for (const top of ["a", "a-b", "a.b", "a0", "b", "c", "d", "e", "f"]) {
+      keys.push(`${top}/top-file`);
+      for (let i = 0; i < 6; i++) {
+        keys.push(`${top}/s${i}/x`, `${top}/s${i}/y`);
+        if (i % 2 === 0) keys.push(`${top}/s${i}/deep/z`);
+      }
+    }
+    keys.push("a-b.txt", "z");
+    for (const k of keys) {
+      fs.mkdirSync(path.dirname(path.join(root, k)), { recursive: true });
+      fs.writeFileSync(path.join(root, k), k);
+    }
+    const listed: string[] = [];
+    for await (const o of new FsAdapter(parseLocation(root)).list()) listed.push(o.key);
+    expect(listed).toEqual([...keys].sort(compareKeys));
+    const under: string[] = [];
+    for await (const o of new FsAdapter(parseLocation(root)).list("a")) under.push(o.key);
+    expect(under).toEqual(keys.filter((k) => k.startsWith("a/")).sort(compareKeys));
   });
 });
