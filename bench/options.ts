@@ -8,7 +8,7 @@
  *   --routes a,b            (BENCH_ROUTES)       fs-fs,fs-s3,s3-az,s3-gcs (default: these four), and
  *                                                gcs-s3,az-s3 (GCS and Azure as sources; only when named)
  *   --scale-objects N       (BENCH_SCALE_OBJECTS) objects for plan/resume (default 1,000,000)
- *   --no-sdk                                     skip the bare-SDK baselines
+ *   --no-sdk                                     skip the bare baselines (SDK loops; the fs→fs bare loop)
  *   --no-rclone                                  measure cloudmigrate only
  *   --out DIR                                    results directory (default bench/results)
  *   --timeout S                                  kill one measured command after S seconds

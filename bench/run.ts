@@ -4,9 +4,11 @@
  * For each workload × route, each tool copies the workload into a fresh destination, `runs`
  * times, the tools taking turns (the order rotates each round, so neither always runs on a
  * warmer machine). Every run is checked (exit 0, every object and byte at the destination)
- * before it counts. Then the planning benchmarks: a 1,000,000-object plan, and resuming a
- * 1,000,000-object job that is 99 % done. Prints a table; writes bench/results/<time>.json and
- * bench/results/latest.json. See options.ts for the flags.
+ * before it counts. Baselines run the same way: a bare SDK loop for one large object on cloud
+ * routes (sdk-baseline.ts), and a bare node:fs loop on fs→fs (bare-fs.ts). Then the planning
+ * benchmarks: a 1,000,000-object plan, and resuming a 1,000,000-object job that is 99 % done.
+ * Prints a table; writes bench/results/<time>.json and bench/results/latest.json. See
+ * options.ts for the flags.
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -79,6 +81,23 @@ function toolsFor(w: Workload, route: RouteName, o: BenchOptions, rcloneOk: bool
         expect: all,
       }),
     });
+  }
+  if (route === "fs-fs") {
+    // The local-to-local floor: the same files written the same way, with no engine around it.
+    if (!o.sdk) na.sdk = "skipped (--no-sdk)";
+    else {
+      const threads = Math.max(2, os.availableParallelism());
+      specs.push({
+        tool: "sdk",
+        command: `bare loop: node:fs on ${threads} threads, a temporary file, mtime and rename per file; no checkpoint, plan or report (bare-fs.js)`,
+        invoke: (src, dst) => ({
+          cmd: process.execPath,
+          args: [path.join(engine.benchDir, "bare-fs.js"), src.localDir!, dst.cm, String(threads)],
+          env: { ...process.env },
+          expect: all,
+        }),
+      });
+    }
   }
   if (w.name === "large" && route !== "fs-fs") {
     if (!o.sdk) na.sdk = "skipped (--no-sdk)";
