@@ -13,6 +13,7 @@ export interface ObjectInfo {
   size: number;
   /** Modification time in ms since the epoch: the source mtime we preserved, else the service's. */
   mtime?: number;
+  /** The service's entity tag, without the quotes HTTP puts around it; the same from a listing and from stat. */
   etag?: string;
   /** Hex MD5 of the whole object, when the service knows it (or we stored it as metadata). */
   md5?: string;

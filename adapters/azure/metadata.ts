@@ -130,7 +130,8 @@ export function toObjectInfo(key: string, p: AzureProps, rawMeta: Metadata | und
     size: p.contentLength ?? 0,
     mtime: mtime ?? p.lastModified?.getTime(),
   };
-  if (p.etag) info.etag = p.etag;
+  // Bare, as a listing gives it (Get Blob Properties and Get Blob quote it, as HTTP ETags are).
+  if (p.etag) info.etag = p.etag.replace(/^"(.*)"$/, "$1");
   const md5 = hex(p.contentMD5) ?? metaMd5;
   if (md5) info.md5 = md5;
   if (p.contentType) info.contentType = p.contentType;
