@@ -106,14 +106,15 @@ export interface CopiedFile {
   md5?: string;
 }
 /** copyOne's arguments, in order. */
-export type CopyArgs = [src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean];
+export type CopyArgs = [src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean, progress?: BigInt64Array];
 export type CopiedOrFailed = { ok: CopiedFile } | { error: WorkerErrorShape };
 
 /**
  * Copy `src` to final's temporary name (hashing the bytes if `md5`), set the mtime, rename to
  * `final`. `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
+ * `progress` (shared memory, element 0): the bytes written so far, stored after every chunk.
  */
-function copyOne(src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean): CopiedFile {
+function copyOne(src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean, progress?: BigInt64Array): CopiedFile {
   const input = fs.openSync(src, "r");
   try {
     const tmp = tempNameFor(final);
@@ -130,6 +131,7 @@ function copyOne(src: string, final: string, expect: number, mtimeMs: number | u
           hash?.update(chunk);
           writeAll(out, chunk, size);
           size += n;
+          if (progress) Atomics.store(progress, 0, BigInt(size));
           if (size > expect) break;
           // A short read of a file is its end: no need for the read that would return 0.
           if (size === expect && n < buf.length) break;

@@ -52,6 +52,9 @@ function ownMemory(buf: Buffer): Buffer {
 /** A Buffer over bytes that arrived from a worker (they arrive as a plain Uint8Array). */
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const wholeStream = (whole: Buffer): ObjectStream => Object.assign(Readable.from([whole], { objectMode: false }), { whole });
+/** writeFromFile reports progress, every PROGRESS_EVERY_MS, for files at least this big. */
+const PROGRESS_MIN = 32 * 1024 * 1024;
+const PROGRESS_EVERY_MS = 25;
 /** Subfolders of a folder whose listings are read ahead of the walk. */
 const LIST_AHEAD = 4;
 /** Files held read ahead, at most (× SMALL_FILE bytes at worst). */
@@ -309,16 +312,30 @@ export class FsAdapter implements Adapter {
     return this.pathOf(key);
   }
 
-  /** One worker call reads (and hashes, if asked) and writes the whole file: no bytes cross to the main thread. */
-  async writeFromFile(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult> {
+  /**
+   * One worker call reads (and hashes, if asked) and writes the whole file: no bytes cross to the
+   * main thread. A big file's progress is read from shared memory the worker updates.
+   */
+  async writeFromFile(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean; onBytes?(n: number): void }): Promise<WriteResult> {
     const finalPath = this.pathOf(key);
+    const onBytes = opts?.onBytes;
+    const progress = onBytes && source.size >= PROGRESS_MIN ? new BigInt64Array(new SharedArrayBuffer(8)) : undefined;
+    let reported = 0;
+    const report = () => {
+      const now = Number(Atomics.load(progress!, 0));
+      if (now > reported) onBytes!(now - reported);
+      reported = now;
+    };
+    const ticker = progress ? setInterval(report, PROGRESS_EVERY_MS) : undefined;
     let got: CopiedFile;
     try {
       const pool = fsPool();
-      const args: CopyArgs = [file, finalPath, source.size, source.mtime, opts?.md5 === true];
+      const args: CopyArgs = [file, finalPath, source.size, source.mtime, opts?.md5 === true, progress];
       got = await (source.size > SMALL_FILE ? pool.callAlone<CopiedFile>("copyFile", ...args) : pool.call<CopiedFile>("copyFile", ...args));
     } catch (err) {
       throw this.handoffError(key, file, err);
+    } finally {
+      clearInterval(ticker);
     }
     const result = this.handoffResult(key, source, got);
     if (result instanceof MigrateError) throw result;

@@ -226,8 +226,11 @@ export interface Adapter {
    * partial object visible). The file must hold exactly `source.size` bytes, else a temporary
    * Integrity error. With `opts.md5`, the result's `md5` is that of the bytes read, which were
    * the bytes stored; without it nothing is hashed (nobody would compare the MD5).
+   * `opts.onBytes`: told of bytes as they are written, where the copy takes long enough for a
+   * progress bar to show it; what it is told adds up to at most the bytes written (the caller
+   * counts the rest from the result, or takes it back if the call fails).
    */
-  writeFromFile?(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean }): Promise<WriteResult>;
+  writeFromFile?(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean; onBytes?(n: number): void }): Promise<WriteResult>;
   /**
    * writeFromFile for several small files at once (one call instead of one per file). Each
    * result is that file's WriteResult, or the error writeFromFile would have thrown for it.

@@ -114,11 +114,6 @@ const PREFETCH_MAX_SIZE = 64 * 1024;
  */
 const WHOLE_READ_MAX = 16 * 1024 * 1024;
 /**
- * Local files up to this size are handed to a destination's writeFromFile; bigger ones stream,
- * so the progress bar moves while they copy (a handed-over file reports its bytes at the end).
- */
-const FILE_HANDOFF_MAX = 64 * 1024 * 1024;
-/**
  * Local files up to HANDOFF_GROUP_MAX_SIZE go to a destination's writeFromFiles this many at a
  * time, all in one folder (key prefix), so writes into a folder are not spread over threads that
  * would contend for it. 10,000 × 4 KiB fs→fs on tmpfs, medians of 4: one call a file 1.00 s,
@@ -267,7 +262,7 @@ export class Copier {
   /** Which way an object of this size goes. */
   private route(size: number): "parts" | "file" | "single" {
     if (this.multipart.applies(size)) return "parts";
-    if (this.source.localPath && this.destination.writeFromFile && size <= FILE_HANDOFF_MAX) return "file";
+    if (this.source.localPath && this.destination.writeFromFile) return "file";
     return "single";
   }
 
@@ -351,11 +346,22 @@ export class Copier {
   /**
    * A local file to a destination that takes one: read and written in one call, hashed only
    * when the plan holds an MD5 to compare. The file must still be as listed (size); the listed
-   * mtime is the one kept.
+   * mtime is the one kept. A big file's bytes are counted as the destination reports them.
    */
   private async copyFile(item: WorkItem): Promise<number> {
-    const stored = await this.destination.writeFromFile!(item.key, this.source.localPath!(item.key), listedInfo(item), { md5: item.md5 !== undefined });
-    this.sent(stored.size);
+    let told = 0;
+    const onBytes = (n: number) => {
+      told += n;
+      this.sent(n);
+    };
+    let stored;
+    try {
+      stored = await this.destination.writeFromFile!(item.key, this.source.localPath!(item.key), listedInfo(item), { md5: item.md5 !== undefined, onBytes });
+    } catch (err) {
+      this.opts.onBytes?.(-told);
+      throw err;
+    }
+    this.sent(stored.size - told);
     const problem = handoffProblem(item, stored);
     if (problem) {
       this.opts.onBytes?.(-stored.size);

@@ -289,7 +289,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       const a = await fresh(ctx);
       if (!a.writeFromFile) ctx.skip("no writeFromFile");
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-from-file-"));
-      for (const [name, size] of [["tiny", 10], ["big", 3 * 1024 * 1024 + 5]] as const) {
+      for (const [name, size] of [["tiny", 10], ["big", 3 * 1024 * 1024 + 5], ["whole-mib", 2 * 1024 * 1024]] as const) {
         const data = seededBytes(size, size);
         const file = path.join(dir, name);
         fs.writeFileSync(file, data);
@@ -309,7 +309,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
         await expectKind(a.stat(`other/${name}`), "NotFound");
       }
       await expectKind(a.writeFromFile!("gone", path.join(dir, "missing"), { key: "gone", size: 1 }), "NotFound");
-      expect((await collect(a.list())).map((o) => o.key)).toEqual(["sub/big", "sub/tiny"]);
+      expect((await collect(a.list())).map((o) => o.key)).toEqual(["sub/big", "sub/tiny", "sub/whole-mib"]);
     }, 60_000);
 
     it("multipart: a part whose checksum does not match its bytes is rejected", async (ctx) => {

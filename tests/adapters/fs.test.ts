@@ -111,3 +111,39 @@ describe("fs listing", () => {
     expect(under).toEqual(keys.filter((k) => k.startsWith("a/")).sort(compareKeys));
   });
 });
+
+describe("fs writeFromFile progress", () => {
+  it("reports a big file's bytes while it is still being written, never more than were written", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-fs-progress-"));
+    try {
+      const fsa = new FsAdapter(parseLocation(dir));
+      // 512 MiB, sparse but for a seeded tail: quick to make, and far longer to copy than the
+      // adapter's 25 ms between progress reports on any disk.
+      const size = 512 * 1024 * 1024;
+      const tail = seededBytes(1024 * 1024, 9);
+      const file = path.join(dir, "big-src");
+      fs.writeFileSync(file, "");
+      fs.truncateSync(file, size - tail.length);
+      fs.appendFileSync(file, tail);
+      const told: { n: number; finalExists: boolean }[] = [];
+      const final = path.join(dir, "out", "big");
+      const res = await fsa.writeFromFile("out/big", file, { key: "out/big", size, mtime: 1_600_000_000_000 }, {
+        onBytes: (n) => told.push({ n, finalExists: fs.existsSync(final) }),
+      });
+      expect(res.size).toBe(size);
+      expect(told.length).toBeGreaterThan(0);
+      expect(told.every((t) => t.n > 0 && !t.finalExists)).toBe(true);
+      expect(told.reduce((a, t) => a + t.n, 0)).toBeLessThanOrEqual(size);
+      const st = fs.statSync(final);
+      expect(st.size).toBe(size);
+      expect(st.mtimeMs).toBe(1_600_000_000_000);
+      const fd = fs.openSync(final, "r");
+      const got = Buffer.alloc(tail.length);
+      fs.readSync(fd, got, 0, tail.length, size - tail.length);
+      fs.closeSync(fd);
+      expect(md5(got)).toBe(md5(tail));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -31,6 +31,21 @@ describe("migrate between local folders", () => {
     expect(objectEvents(r2)).toEqual([]);
   });
 
+  it("copies a big file in one go, counting its bytes once", async () => {
+    const t = setup(3);
+    // 48 MiB: big enough for the destination to report its progress while it is written.
+    const big = path.join(t.src, "big.bin");
+    fs.writeFileSync(big, "");
+    fs.truncateSync(big, 48 * 1024 * 1024 - 5);
+    fs.appendFileSync(big, "tail!");
+    const files = fs.readdirSync(t.src, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+    const total = files.reduce((a, d) => a + fs.statSync(path.join(d.parentPath, d.name)).size, 0);
+    const r = await runCli([t.src, t.dst, "--json"], { env: t.env });
+    expect(r.code).toBe(0);
+    expect(treeDigest(t.dst)).toEqual(treeDigest(t.src));
+    expect(summaryOf(r)).toMatchObject({ copied: files.length, copiedBytes: total, bytesSent: total });
+  });
+
   it("keeps mtimes, and picks up changed and new files", async () => {
     const t = setup(30);
     expect((await runCli([t.src, t.dst], { env: t.env })).code).toBe(0);
