@@ -98,7 +98,7 @@ function openTemp(tmp: string): number {
  * uses it, and a thread runs one call at a time.
  */
 const COPY_CHUNK = 1024 * 1024;
-const copyBuffer = Buffer.allocUnsafeSlow(COPY_CHUNK + 1);
+const copyBuffer = Buffer.allocUnsafeSlow(COPY_CHUNK);
 
 export interface CopiedFile {
   size: number;
@@ -123,7 +123,9 @@ function copyOne(src: string, final: string, expect: number, mtimeMs: number | u
     const hash = md5 ? crypto.createHash("md5") : undefined;
     try {
       try {
-        const buf = copyBuffer.subarray(0, Math.min(Math.max(expect, 1), COPY_CHUNK) + 1);
+        // A small file in one read of one byte more than expected (a short read is its end, the
+        // extra byte would show it grew); a big one in whole chunks, page-aligned.
+        const buf = copyBuffer.subarray(0, expect < COPY_CHUNK ? expect + 1 : COPY_CHUNK);
         for (;;) {
           const n = fs.readSync(input, buf, 0, buf.length, size);
           if (n === 0) break;
