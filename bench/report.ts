@@ -129,8 +129,10 @@ export function checkTargets(cases: CaseResult[], scale: ScaleResult[]): TargetC
     } else {
       out.push({ target: `${where}: MB/s ≥ rclone`, met: c.vsRclone === undefined ? "n/a" : c.vsRclone >= 1, detail: fmt(c.vsRclone) });
     }
-    if (c.workload.name === "large" && c.route !== "fs-fs") {
-      out.push({ target: `${where}: MB/s ≥ 0.8× bare SDK`, met: c.vsSdk === undefined ? "n/a" : c.vsSdk >= 0.8, detail: fmt(c.vsSdk) });
+    if (c.workload.name === "large") {
+      // On fs→fs the baseline is the bare node:fs loop, held to the same 80 %.
+      const baseline = c.route === "fs-fs" ? "bare loop" : "bare SDK";
+      out.push({ target: `${where}: MB/s ≥ 0.8× ${baseline}`, met: c.vsSdk === undefined ? "n/a" : c.vsSdk >= 0.8, detail: fmt(c.vsSdk) });
     }
   }
   for (const s of scale) {
