@@ -10,6 +10,7 @@
  *   --scale-objects N       (BENCH_SCALE_OBJECTS) objects for plan/resume (default 1,000,000)
  *   --no-sdk                                     skip the bare baselines (SDK loops; the fs→fs bare loop)
  *   --no-rclone                                  measure cloudmigrate only
+ *   --no-warmup                                  no uncounted run before each case's measured rounds
  *   --out DIR                                    results directory (default bench/results)
  *   --timeout S                                  kill one measured command after S seconds
  *   --case-budget S         (BENCH_CASE_BUDGET)  after 2 rounds, start another round of a
@@ -48,6 +49,8 @@ export interface BenchOptions {
   scaleObjects: number;
   sdk: boolean;
   rclone: boolean;
+  /** One uncounted run per case first, so no tool's counted run meets cold emulators. */
+  warmup: boolean;
   outDir: string;
   timeoutMs: number;
   caseBudgetMs: number;
@@ -93,6 +96,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       "scale-objects": { type: "string" },
       "no-sdk": { type: "boolean", default: false },
       "no-rclone": { type: "boolean", default: false },
+      "no-warmup": { type: "boolean", default: false },
       out: { type: "string" },
       timeout: { type: "string" },
       "case-budget": { type: "string" },
@@ -104,7 +108,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     process.stdout.write(
       "npm run bench -- [--quick] [--runs N] [--concurrency C] [--workloads small,medium,large,plan,resume]\n" +
         "                 [--routes fs-fs,fs-s3,s3-az,s3-gcs,gcs-s3,az-s3] [--scale-objects N] [--no-sdk] [--no-rclone]\n" +
-        "                 [--out DIR]\n" +
+        "                 [--no-warmup] [--out DIR]\n" +
         "                 [--timeout S] [--case-budget S]\n",
     );
     process.exit(0);
@@ -122,6 +126,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     scaleObjects: posInt(values["scale-objects"] ?? env.BENCH_SCALE_OBJECTS, "--scale-objects", quick ? 100_000 : 1_000_000),
     sdk: !values["no-sdk"],
     rclone: !values["no-rclone"],
+    warmup: !values["no-warmup"],
     outDir: values.out ?? "bench/results",
     timeoutMs: posInt(values.timeout, "--timeout", 900) * 1000,
     caseBudgetMs: posInt(values["case-budget"] ?? env.BENCH_CASE_BUDGET, "--case-budget", 300) * 1000,

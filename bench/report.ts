@@ -59,6 +59,8 @@ export interface CaseResult {
   vsSdk?: number;
   /** The bare loop's throughput / rclone's: how far any tool could go here by that route. */
   bareVsRclone?: number;
+  /** The run made before the measured rounds and not counted (see --no-warmup). */
+  warmup?: { tool: Tool; wallMs: number; ok: boolean };
 }
 
 export interface ScaleResult {
