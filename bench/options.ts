@@ -15,7 +15,9 @@
  *   --timeout S                                  kill one measured command after S seconds
  *   --case-budget S         (BENCH_CASE_BUDGET)  after 2 rounds, start another round of a
  *                                                workload × route only if it fits in S seconds
- *                                                (default 300; keeps slow emulator cases bounded)
+ *                                                (default 420: room for 3 rounds of the slowest
+ *                                                cases, 1 GiB S3→GCS and 4 KiB S3→Azure, whose
+ *                                                rclone runs take 70-110 s; a median of 2 is a mean)
  */
 import { parseArgs } from "node:util";
 
@@ -129,6 +131,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     warmup: !values["no-warmup"],
     outDir: values.out ?? "bench/results",
     timeoutMs: posInt(values.timeout, "--timeout", 900) * 1000,
-    caseBudgetMs: posInt(values["case-budget"] ?? env.BENCH_CASE_BUDGET, "--case-budget", 300) * 1000,
+    caseBudgetMs: posInt(values["case-budget"] ?? env.BENCH_CASE_BUDGET, "--case-budget", 420) * 1000,
   };
 }
