@@ -321,12 +321,14 @@ export class FsAdapter implements Adapter {
     const onBytes = opts?.onBytes;
     const progress = onBytes && source.size >= PROGRESS_MIN ? new BigInt64Array(new SharedArrayBuffer(8)) : undefined;
     let reported = 0;
-    const report = () => {
-      const now = Number(Atomics.load(progress!, 0));
-      if (now > reported) onBytes!(now - reported);
-      reported = now;
-    };
-    const ticker = progress ? setInterval(report, PROGRESS_EVERY_MS) : undefined;
+    const ticker =
+      onBytes && progress
+        ? setInterval(() => {
+            const now = Number(Atomics.load(progress, 0));
+            if (now > reported) onBytes(now - reported);
+            reported = now;
+          }, PROGRESS_EVERY_MS)
+        : undefined;
     let got: CopiedFile;
     try {
       const pool = fsPool();
