@@ -7,14 +7,19 @@ import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier, type RunResult } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 
+/** A throwaway job checkpoint in `dir`: every object (or those `include` names), default compare, no deletes. */
+export function scratchStore(dir: string, source: string, destination: string, include: string[] = []): SqliteCheckpoint {
+  return SqliteCheckpoint.create(path.join(dir, "j.sqlite"), {
+    id: "t",
+    source,
+    destination,
+    options: { include, exclude: [], compare: "default", delete: false },
+  });
+}
+
 /** Plan and copy between two adapters, with a throwaway checkpoint. */
 export async function planAndCopy(source: Adapter, destination: Adapter, o: { dir: string; urls: [string, string]; include: string[]; concurrency: number }): Promise<RunResult> {
-  const store = SqliteCheckpoint.create(path.join(o.dir, "j.sqlite"), {
-    id: "t",
-    source: o.urls[0],
-    destination: o.urls[1],
-    options: { include: o.include, exclude: [], compare: "default", delete: false },
-  });
+  const store = scratchStore(o.dir, o.urls[0], o.urls[1], o.include);
   try {
     await plan({ source, destination, store, options: store.job.options });
     return await new Copier(source, destination, store, {

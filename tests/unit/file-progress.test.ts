@@ -10,11 +10,11 @@ import { expect, it } from "vitest";
 import { FsAdapter } from "../../adapters/fs.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Adapter, ObjectInfo } from "../../adapters/types.js";
-import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier } from "../../src/copier.js";
 import { MigrateError } from "../../src/errors.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
+import { scratchStore } from "../helpers/copy.js";
 import { seededBytes } from "../helpers/streams.js";
 
 it("counts a handed-over file's reported bytes once, and takes back those of a failed attempt", async () => {
@@ -37,12 +37,7 @@ it("counts a handed-over file's reported bytes once, and takes back those of a f
     },
   });
   const source = new FsAdapter(parseLocation(srcDir));
-  const store = SqliteCheckpoint.create(path.join(tempDir("progress-ckpt"), "j.sqlite"), {
-    id: "t",
-    source: srcDir,
-    destination: dstDir,
-    options: { include: [], exclude: [], compare: "default", delete: false },
-  });
+  const store = scratchStore(tempDir("progress-ckpt"), srcDir, dstDir);
   expect(await plan({ source, destination, store, options: store.job.options })).toBe(true);
   let moved = 0;
   let peak = 0;

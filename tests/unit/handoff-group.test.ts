@@ -9,10 +9,11 @@ import { describe, expect, it } from "vitest";
 import { FsAdapter } from "../../adapters/fs.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Adapter, FileHandoff } from "../../adapters/types.js";
-import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import type { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
+import { scratchStore } from "../helpers/copy.js";
 
 const RETRY = { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 };
 const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxMemory: 64 * 1024 * 1024 };
@@ -58,12 +59,7 @@ async function setUp(opts: { failGroups?: boolean; misreport?: string; names?: s
   }
   const source = new FsAdapter(parseLocation(srcDir));
   const dst = destination(dstDir, opts);
-  const store = SqliteCheckpoint.create(path.join(tempDir("group-ckpt"), "j.sqlite"), {
-    id: "t",
-    source: srcDir,
-    destination: dstDir,
-    options: { include: [], exclude: [], compare: "default", delete: false },
-  });
+  const store = scratchStore(tempDir("group-ckpt"), srcDir, dstDir);
   expect(await plan({ source, destination: dst, store, options: store.job.options })).toBe(true);
   const copier = new Copier(source, dst, store, { concurrency: 4, retry: RETRY, multipart: MULTIPART });
   return { srcDir, dstDir, dst, store, copier };

@@ -11,10 +11,11 @@ import { describe, expect, it } from "vitest";
 import { FsAdapter } from "../../adapters/fs.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Adapter, ObjectInfo } from "../../adapters/types.js";
-import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
+import type { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier, type CopyEvent } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
+import { scratchStore } from "../helpers/copy.js";
 import { MigrateError } from "../../src/errors.js";
 import { crc32cBase64 } from "../../src/hashing.js";
 import { seededBytes } from "../helpers/streams.js";
@@ -63,12 +64,7 @@ function faultySource(dir: string, fault: Fault, faults: number): Adapter & { fa
 
 async function migrateWith(source: Adapter, dstDir: string, multipart: boolean, dressDst: (dst: FsAdapter) => Adapter = (d) => d, onStore: (s: SqliteCheckpoint) => void = () => undefined) {
   const dst = dressDst(new FsAdapter(parseLocation(dstDir)));
-  const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
-    id: "t",
-    source: "faulty",
-    destination: dstDir,
-    options: { include: [], exclude: [], compare: "default", delete: false },
-  });
+  const store = scratchStore(tempDir("integrity-ckpt"), "faulty", dstDir);
   onStore(store);
   await plan({ source, destination: dst, store, options: store.job.options });
   const events: CopyEvent[] = [];
@@ -182,12 +178,7 @@ async function partsJob(seed: number, wrap: (dst: FsAdapter, steps: FsAdapter["m
       ...wrap(dst, steps, aborted),
     },
   });
-  const store = SqliteCheckpoint.create(path.join(tempDir("integrity-ckpt"), "j.sqlite"), {
-    id: "t",
-    source: src,
-    destination: dstDir,
-    options: { include: [], exclude: [], compare: "default", delete: false },
-  });
+  const store = scratchStore(tempDir("integrity-ckpt"), src, dstDir);
   const source = new FsAdapter(parseLocation(src));
   await plan({ source, destination, store, options: store.job.options });
   const run = () =>

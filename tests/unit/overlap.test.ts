@@ -9,10 +9,10 @@ import { describe, expect, it } from "vitest";
 import { FsAdapter } from "../../adapters/fs.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Adapter, ObjectInfo } from "../../adapters/types.js";
-import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier, RowFeed } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
+import { scratchStore } from "../helpers/copy.js";
 
 const RETRY = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
 const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxMemory: 64 * 1024 * 1024 };
@@ -47,12 +47,7 @@ describe("planning alongside copying", () => {
     for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(srcDir, `k${String(i).padStart(4, "0")}`), `object ${i}`);
     const source = pausingSource(srcDir, 600);
     const dst = new FsAdapter(parseLocation(dstDir));
-    const store = SqliteCheckpoint.create(path.join(tempDir("overlap-ckpt"), "j.sqlite"), {
-      id: "t",
-      source: srcDir,
-      destination: dstDir,
-      options: { include: [], exclude: [], compare: "default", delete: false },
-    });
+    const store = scratchStore(tempDir("overlap-ckpt"), srcDir, dstDir);
     const feed = new RowFeed();
     const copier = new Copier(source, dst, store, { concurrency: 4, retry: RETRY, multipart: MULTIPART, moreRows: () => feed.next() });
     const planned = plan({ source, destination: dst, store, options: store.job.options, batchSize: 100, onRows: () => feed.notify() }).finally(() => feed.end());
@@ -82,12 +77,7 @@ describe("planning alongside copying", () => {
     const srcDir = tempDir("overlap-stop-src");
     fs.writeFileSync(path.join(srcDir, "a"), "a");
     const dst = new FsAdapter(parseLocation(tempDir("overlap-stop-dst")));
-    const store = SqliteCheckpoint.create(path.join(tempDir("overlap-stop-ckpt"), "j.sqlite"), {
-      id: "t",
-      source: srcDir,
-      destination: "d",
-      options: { include: [], exclude: [], compare: "default", delete: false },
-    });
+    const store = scratchStore(tempDir("overlap-stop-ckpt"), srcDir, "d");
     const feed = new RowFeed(); // never notified, never ended: only stop() can end the run
     const copier = new Copier(new FsAdapter(parseLocation(srcDir)), dst, store, { concurrency: 2, retry: RETRY, multipart: MULTIPART, moreRows: () => feed.next() });
     const run = copier.run();

@@ -9,10 +9,10 @@ import { describe, expect, it } from "vitest";
 import { FsAdapter } from "../../adapters/fs.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Adapter, ObjectStream } from "../../adapters/types.js";
-import { SqliteCheckpoint } from "../../checkpoints/sqlite.js";
 import { Copier } from "../../src/copier.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
+import { scratchStore } from "../helpers/copy.js";
 import { md5, seededBytes } from "../helpers/streams.js";
 
 const RETRY = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
@@ -25,12 +25,7 @@ const MULTIPART = { threshold: Number.MAX_SAFE_INTEGER, partConcurrency: 2, maxM
 async function plannedJob(source: Adapter, srcDir: string, dstDir: string) {
   const dstInner = new FsAdapter(parseLocation(dstDir));
   const destination: Adapter = Object.assign(Object.create(dstInner) as Adapter, { writeFromFile: undefined });
-  const store = SqliteCheckpoint.create(path.join(tempDir("prefetch-ckpt"), "j.sqlite"), {
-    id: "t",
-    source: srcDir,
-    destination: dstDir,
-    options: { include: [], exclude: [], compare: "default", delete: false },
-  });
+  const store = scratchStore(tempDir("prefetch-ckpt"), srcDir, dstDir);
   await plan({ source, destination, store, options: store.job.options });
   return { destination, store };
 }
