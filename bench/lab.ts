@@ -4,8 +4,8 @@
  *
  * - Local sources are generated once per workload under the lab's temp dir.
  * - MinIO is started once and serves both as an S3 source (a bucket seeded once per workload,
- *   with cloudmigrate, reused by every run) and as the fs→S3 destination (a new bucket per run,
- *   emptied and removed after it is verified).
+ *   as the AWS CLI writes (bench/seed-s3.ts) or with cloudmigrate, reused by every run) and as
+ *   the fs→S3 destination (a new bucket per run, emptied and removed after it is verified).
  * - GCS and Azure sources (gcs-s3, az-s3) are an emulator of their own per workload, seeded
  *   once with cloudmigrate and stopped when the workload is done.
  * - Azurite and fake-gcs-server destinations are a freshly started emulator each, stopped (and
@@ -18,14 +18,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { startMinio } from "../tests/emulators/minio.js";
 import { startFakeGcs } from "../tests/emulators/fakegcs.js";
 import { containerSasUrl, startAzurite } from "../tests/emulators/azurite.js";
 import type { Emulator } from "../tests/emulators/types.js";
 import { findGoBinary } from "../tests/emulators/process.js";
 import { createAdapter, parseLocation } from "../adapters/index.js";
-import type { RouteName, Workload } from "./options.js";
+import type { RouteName, S3Seed, Workload } from "./options.js";
+import { emulatorS3Client, seedLikeAwsCli } from "./seed-s3.js";
 import { treeTotals, writeSource } from "./sources.js";
 import { processCpuMs } from "./measure.js";
 import { azureRemote, gcsRemote, localRemote, s3Remote, type RcloneRemote } from "./rclone.js";
@@ -114,7 +115,10 @@ export class Lab {
   /** Removes the lab's files if the process dies without `close()` (the harnesses kill their emulators then). */
   private readonly onExit = () => fs.rmSync(this.root, { recursive: true, force: true });
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    private readonly s3Seed: S3Seed = "aws-cli",
+  ) {
     fs.mkdirSync(root, { recursive: true });
     process.on("exit", this.onExit);
     this.engine = snapshotEngine(root);
@@ -184,19 +188,21 @@ export class Lab {
       timeout: 30 * 60_000,
     });
     fs.rmSync(stateDir, { recursive: true, force: true });
-    const got = await adapterTotals(url, env);
-    if (r.status !== 0 || got.count !== w.count || got.bytes !== w.count * w.size) {
-      throw new Error(`seeding ${url} failed (exit ${r.status}, ${got.count} objects): ${r.stderr.slice(-2000)}`);
-    }
+    if (r.status !== 0) throw new Error(`seeding ${url} failed (exit ${r.status}): ${r.stderr.slice(-2000)}`);
+    await checkSeeded(url, env, w, "seeding");
   }
 
-  /** The workload's objects in a MinIO bucket, seeded once with cloudmigrate and checked. */
+  /** The workload's objects in a MinIO bucket, seeded once (as `s3Seed` says) and checked. */
   async s3Source(w: Workload): Promise<Endpoint> {
     const emu = await this.minioEmu();
     let bucket = this.seeded.get(w.name);
     if (!bucket) {
       bucket = (await emu.createBucket()).replace(/^s3:\/\//, "");
-      await this.seed(`s3://${bucket}`, emu.env, w);
+      if (this.s3Seed === "cloudmigrate") await this.seed(`s3://${bucket}`, emu.env, w);
+      else {
+        await seedLikeAwsCli(emu.env, bucket, this.localSource(w), w);
+        await checkSeeded(`s3://${bucket}`, emu.env, w, "aws-cli seeding");
+      }
       this.seeded.set(w.name, bucket);
     }
     return { cm: `s3://${bucket}`, rclone: s3Remote("src", emu.env, bucket), sdk: `s3:${bucket}`, env: emu.env };
@@ -309,14 +315,17 @@ export async function adapterTotals(url: string, env: Record<string, string>): P
   }
 }
 
+/** Throw unless `url` holds the workload's objects and bytes. */
+async function checkSeeded(url: string, env: Record<string, string>, w: Workload, what: string): Promise<void> {
+  const got = await adapterTotals(url, env);
+  if (got.count !== w.count || got.bytes !== w.count * w.size) {
+    throw new Error(`${what} ${url}: ${got.count} objects, ${got.bytes} bytes; expected ${w.count}, ${w.count * w.size}`);
+  }
+}
+
 /** Delete every object in a MinIO bucket (1000 per request), and the bucket if asked. */
 async function emptyBucket(emu: Emulator, bucket: string, remove: boolean): Promise<void> {
-  const s3 = new S3Client({
-    endpoint: emu.env.AWS_ENDPOINT_URL,
-    region: emu.env.AWS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: emu.env.AWS_ACCESS_KEY_ID, secretAccessKey: emu.env.AWS_SECRET_ACCESS_KEY },
-  });
+  const s3 = emulatorS3Client(emu.env);
   try {
     let token: string | undefined;
     do {

@@ -11,6 +11,10 @@
  *   --no-sdk                                     skip the bare baselines (SDK loops; the fs→fs bare loop)
  *   --no-rclone                                  measure cloudmigrate only
  *   --no-warmup                                  no uncounted run before each case's measured rounds
+ *   --s3-seed aws-cli|cloudmigrate               how the S3 source bucket is filled (default aws-cli:
+ *                                                as `aws s3 cp` writes, 8 MiB parts and no "md5"
+ *                                                metadata; cloudmigrate: by cloudmigrate itself, which
+ *                                                stores every large object's whole MD5)
  *   --out DIR                                    results directory (default bench/results)
  *   --timeout S                                  kill one measured command after S seconds
  *   --case-budget S         (BENCH_CASE_BUDGET)  after 2 rounds, start another round of a
@@ -28,6 +32,7 @@ export const GiB = 1024 * MiB;
 export type WorkloadName = "small" | "medium" | "large";
 export type RouteName = "fs-fs" | "fs-s3" | "s3-az" | "s3-gcs" | "gcs-s3" | "az-s3";
 export type ScaleName = "plan" | "resume";
+export type S3Seed = "aws-cli" | "cloudmigrate";
 
 export interface Workload {
   name: WorkloadName;
@@ -53,6 +58,8 @@ export interface BenchOptions {
   rclone: boolean;
   /** One uncounted run per case first, so no tool's counted run meets cold emulators. */
   warmup: boolean;
+  /** Who writes the S3 source bucket (see bench/seed-s3.ts). */
+  s3Seed: S3Seed;
   outDir: string;
   timeoutMs: number;
   caseBudgetMs: number;
@@ -99,6 +106,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       "no-sdk": { type: "boolean", default: false },
       "no-rclone": { type: "boolean", default: false },
       "no-warmup": { type: "boolean", default: false },
+      "s3-seed": { type: "string" },
       out: { type: "string" },
       timeout: { type: "string" },
       "case-budget": { type: "string" },
@@ -110,7 +118,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     process.stdout.write(
       "npm run bench -- [--quick] [--runs N] [--concurrency C] [--workloads small,medium,large,plan,resume]\n" +
         "                 [--routes fs-fs,fs-s3,s3-az,s3-gcs,gcs-s3,az-s3] [--scale-objects N] [--no-sdk] [--no-rclone]\n" +
-        "                 [--no-warmup] [--out DIR]\n" +
+        "                 [--no-warmup] [--s3-seed aws-cli|cloudmigrate] [--out DIR]\n" +
         "                 [--timeout S] [--case-budget S]\n",
     );
     process.exit(0);
@@ -118,6 +126,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const quick = values.quick || env.BENCH_QUICK === "1";
   const picked = list(values.workloads ?? env.BENCH_WORKLOADS, ALL_WORKLOADS, "workload");
   const defs = workloadsFor(quick);
+  const s3Seed = (values["s3-seed"] ?? "aws-cli") as S3Seed;
+  if (s3Seed !== "aws-cli" && s3Seed !== "cloudmigrate") throw new Error(`--s3-seed must be aws-cli or cloudmigrate, got "${s3Seed as string}"`);
   return {
     quick,
     runs: posInt(values.runs ?? env.BENCH_RUNS, "--runs", quick ? 1 : 3),
@@ -129,6 +139,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     sdk: !values["no-sdk"],
     rclone: !values["no-rclone"],
     warmup: !values["no-warmup"],
+    s3Seed,
     outDir: values.out ?? "bench/results",
     timeoutMs: posInt(values.timeout, "--timeout", 900) * 1000,
     caseBudgetMs: posInt(values["case-budget"] ?? env.BENCH_CASE_BUDGET, "--case-budget", 420) * 1000,

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const route = base.routes[0] as RouteName;
   process.env.PATH = [path.join(repoRoot, "node_modules", ".bin"), process.env.PATH].join(path.delimiter);
 
-  const lab = new Lab(fs.mkdtempSync(path.join(os.tmpdir(), "cloudmigrate-profile-")));
+  const lab = new Lab(fs.mkdtempSync(path.join(os.tmpdir(), "cloudmigrate-profile-")), base.s3Seed);
   const stop = () => {
     killCurrent();
     void lab.close().finally(() => process.exit(130));

@@ -214,6 +214,7 @@ export function renderTable(r: BenchReport): string {
     if (storage?.minio) {
       lines.push(`Emulator storage: MinIO on ${storage.minio}; Azurite ${storage.azurite}; fake-gcs-server ${storage.fakeGcs}. Local folders on ${os.tmpdir()}.`);
     }
+    if (typeof r.meta.s3Source === "string") lines.push(`S3 source bucket: ${r.meta.s3Source}.`);
     const runs = r.cases.flatMap((c) => c.tools.flatMap((t) => t.runs));
     const dropped = runs.filter((run) => run.cachesDropped).length;
     lines.push(

@@ -296,7 +296,7 @@ async function main(): Promise<void> {
   if (o.rclone && !rclone) log("rclone not found: its columns will be n/a (apt-get install rclone)");
   if (!hasGnuTime) log("/usr/bin/time not found (apt-get install time): peak RSS is polled from /proc and may miss short peaks");
   const git = gitState();
-  const lab = new Lab(fs.mkdtempSync(path.join(os.tmpdir(), "cloudmigrate-bench-")));
+  const lab = new Lab(fs.mkdtempSync(path.join(os.tmpdir(), "cloudmigrate-bench-")), o.s3Seed);
   let closing = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (closing) return;
@@ -335,7 +335,11 @@ async function main(): Promise<void> {
       host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryBytes: os.totalmem(), platform: `${os.type()} ${os.release()}` },
       peakRssSource: hasGnuTime ? "/usr/bin/time %M" : "/proc VmHWM polled every 50 ms",
       options: { ...o, workloads: o.workloads.map((w) => `${w.name}:${w.count}x${w.size}`) },
-      cloudmigrateDefaults: "--part-size 16M --part-concurrency 4 --multipart-threshold 64M",
+      cloudmigrateDefaults: "its own: --part-size 16M (64M into GCS), --part-concurrency 4, --multipart-threshold 200M into S3, 256M into GCS or Azure, 8G into a local folder",
+      s3Source:
+        o.s3Seed === "aws-cli"
+          ? "written as `aws s3 cp` does by default: PutObject under 8 MiB, else 8 MiB parts; no metadata"
+          : "written by cloudmigrate (multipart objects carry their whole MD5 as metadata)",
       rcloneDefaults: "rclone's own defaults besides --transfers/--checkers",
       totalMs: Date.now() - started,
     },
