@@ -59,6 +59,8 @@ const capabilities: Capabilities = Object.freeze({
   listMd5: true,
   writeReportsMd5: true,
   writeChecksMd5: true,
+  // The upload's resource may state a CRC32C; GCS refuses the object unless the bytes have it.
+  writeChecksCrc32c: true,
   crc32c: true,
   preservesMtime: true,
   mtimePrecisionMs: 1,
@@ -311,6 +313,7 @@ export class GcsAdapter implements Adapter {
     }
     const resource = resourceFor(source);
     if (opts?.md5 && /^[0-9a-f]{32}$/i.test(opts.md5)) resource.md5Hash = hexToB64(opts.md5);
+    if (opts?.crc32c) resource.crc32c = opts.crc32c;
     try {
       const o = await uploadObject(this.http, {
         bucket: this.bucket,

@@ -11,7 +11,9 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Adapter, AdapterOptions, Location, ObjectInfo } from "../../adapters/types.js";
+import type { Adapter, AdapterOptions, Location, ObjectInfo, WriteOptions } from "../../adapters/types.js";
+import { FsAdapter } from "../../adapters/fs.js";
+import { planAndCopy } from "../helpers/copy.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Emulator } from "../emulators/types.js";
 import { MigrateError } from "../../src/errors.js";
@@ -283,6 +285,45 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
         expect(ok.size).toBe(data.length);
       }
       expect((await collect(a.list())).map((o) => o.key)).toEqual(["small", "streamed"]);
+    }, 60_000);
+
+    it("a whole body sent with only its CRC32C: checked on arrival and reported back; a wrong one stores nothing", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.capabilities.writeChecksCrc32c) ctx.skip("the service does not check a CRC32C on write");
+      for (const [key, data] of [["small", seededBytes(3000, 21)], ["mid", seededBytes(3 * 1024 * 1024 + 1, 22)]] as const) {
+        const ok = await a.write(key, bodyOf(data), { key, size: data.length }, { whole: data, crc32c: crc32cBase64(data) });
+        expect(ok).toMatchObject({ size: data.length, crc32c: crc32cBase64(data) });
+        // The MD5 reported is the service's own, of what it stored.
+        if (a.capabilities.writeReportsMd5) expect(ok.md5).toBe(md5(data));
+        expect((await readAll(await a.read(key))).equals(data)).toBe(true);
+        const wrong = crc32cBase64(Buffer.concat([data, Buffer.from("x")]));
+        const err = await expectKind(a.write(`${key}-bad`, bodyOf(data), { key: `${key}-bad`, size: data.length }, { whole: data, crc32c: wrong }), "Integrity");
+        expect(err.temporary).toBe(true);
+        await expectKind(a.stat(`${key}-bad`), "NotFound");
+      }
+    }, 60_000);
+
+    it("the copier sends local files (no MD5 to compare) whole with only their CRC32C, and the service's MD5 is what a later comparison sees", async (ctx) => {
+      const dst = await fresh(ctx);
+      if (!dst.capabilities.writeChecksCrc32c) ctx.skip("the service does not check a CRC32C on write");
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-crc-copier-"));
+      const files = new Map([["small", seededBytes(2000, 23)], ["mid", seededBytes(3 * 1024 * 1024, 24)]]);
+      for (const [k, v] of files) fs.writeFileSync(path.join(dir, k), v);
+      const sent: Record<string, { md5?: string; crc32c?: string }> = {};
+      const destination: Adapter = Object.assign(Object.create(dst) as Adapter, {
+        write: (key: string, body: Readable, source: ObjectInfo, opts?: WriteOptions) => {
+          sent[key] = { md5: opts?.md5, crc32c: opts?.crc32c };
+          return dst.write(key, body, source, opts);
+        },
+      });
+      const result = await planAndCopy(new FsAdapter(parseLocation(dir)), destination, { dir, urls: [dir, `${name}-crc-copier`], include: ["small", "mid"], concurrency: 2 });
+      fs.rmSync(dir, { recursive: true, force: true });
+      expect(result.copied).toBe(2);
+      for (const [k, v] of files) {
+        expect(sent[k]).toEqual({ md5: undefined, crc32c: crc32cBase64(v) });
+        expect((await readAll(await dst.read(k))).equals(v)).toBe(true);
+        if (dst.capabilities.writeReportsMd5) expect((await dst.stat(k)).md5).toBe(md5(v));
+      }
     }, 60_000);
 
     it("writeFromFile stores a local file (with its MD5 when asked) and mtime; a file of another size stores nothing", async (ctx) => {
