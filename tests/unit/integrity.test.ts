@@ -264,3 +264,49 @@ describe("a part that cannot be read", () => {
     expect(fs.readdirSync(dstDir)).toEqual([]); // the upload's temporary file was abandoned
   }, 20_000);
 });
+
+describe("a streamed body without an MD5, into a destination that reports a CRC32C of what it stored", () => {
+  // Over 16 MiB: streamed to the destination, not read whole first.
+  const data = seededBytes(17 * 1024 * 1024 + 3, 11);
+
+  /** The fs destination dressed as a service that takes streams and reports `report(stored bytes)`. */
+  const reporting = (report: (stored: Buffer) => { crc32c?: string; md5?: string }) => (d: FsAdapter): Adapter =>
+    Object.assign(Object.create(d) as Adapter, {
+      writeFromFile: undefined,
+      capabilities: { ...d.capabilities, crc32c: true, writeReportsMd5: true },
+      async write(...args: Parameters<Adapter["write"]>) {
+        const r = await d.write(...args);
+        return { ...r, ...report(fs.readFileSync(d.localPath!(args[0]))) };
+      },
+    });
+
+  async function copy(report: (stored: Buffer) => { crc32c?: string; md5?: string }) {
+    const src = tempDir("crc-src");
+    const dstDir = tempDir("crc-dst");
+    fs.writeFileSync(path.join(src, "obj.bin"), data);
+    const run = await migrateWith(new FsAdapter(parseLocation(src)), dstDir, false, reporting(report));
+    return { ...run, arrived: fs.existsSync(path.join(dstDir, "obj.bin")) ? fs.readFileSync(path.join(dstDir, "obj.bin")) : undefined };
+  }
+
+  it("is checked by that CRC32C alone: no MD5 is made to compare with the one reported", async () => {
+    // An MD5 that matches nothing: comparing one would fail the copy.
+    const { result, rows, arrived } = await copy((stored) => ({ crc32c: crc32cBase64(stored), md5: "0".repeat(32) }));
+    expect(result.failed).toBe(0);
+    expect(rows.map((r) => [r.key, r.state])).toEqual([["obj.bin", "done"]]);
+    expect(arrived?.equals(data)).toBe(true);
+  });
+
+  it("a CRC32C that differs from the bytes sent fails the object and leaves nothing under the name", async () => {
+    const { result, rows, arrived } = await copy(() => ({ crc32c: crc32cBase64(Buffer.from("other bytes")) }));
+    expect(result.failed).toBe(1);
+    expect(rows[0].error).toMatch(/Integrity.*crc32c .* differs from sent/);
+    expect(arrived).toBeUndefined();
+  });
+
+  it("no CRC32C reported: nothing checked the bytes, so the object fails and nothing stays under the name", async () => {
+    const { result, rows, arrived } = await copy((stored) => ({ md5: crypto.createHash("md5").update(stored).digest("hex") }));
+    expect(result.failed).toBe(1);
+    expect(rows[0].error).toMatch(/reported no crc32c/);
+    expect(arrived).toBeUndefined();
+  });
+});
