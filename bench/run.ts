@@ -335,7 +335,7 @@ async function main(): Promise<void> {
       host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryBytes: os.totalmem(), platform: `${os.type()} ${os.release()}` },
       peakRssSource: hasGnuTime ? "/usr/bin/time %M" : "/proc VmHWM polled every 50 ms",
       options: { ...o, workloads: o.workloads.map((w) => `${w.name}:${w.count}x${w.size}`) },
-      cloudmigrateDefaults: "its own: --part-size 16M (64M into GCS), --part-concurrency 4, --multipart-threshold 200M into S3, 256M into GCS or Azure, 8G into a local folder",
+      cloudmigrateDefaults: "its own defaults besides --concurrency (see `migrate --help`)",
       s3Source:
         o.s3Seed === "aws-cli"
           ? "written as `aws s3 cp` does by default: PutObject under 8 MiB, else 8 MiB parts; no metadata"
