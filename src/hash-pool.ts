@@ -1,31 +1,80 @@
 /**
- * MD5 of large buffers on worker threads, so the main thread keeps moving bytes while parts are
- * hashed. Small buffers are hashed in place: a message costs more than their hash.
+ * MD5 of large buffers on a hashing thread, so the main thread keeps moving bytes while parts are
+ * hashed. Every request is sent at once: those in flight together share the thread's SIMD lanes
+ * (md5-lanes.ts), which is why there is one thread, not a pool. Small buffers are hashed in
+ * place: a message costs more than their hash.
+ *
+ * The thread is unreferenced while idle: it never keeps the process alive.
  */
-import os from "node:os";
-import { WorkerPool, workerScript } from "./worker-pool.js";
+import { Worker } from "node:worker_threads";
+import { workerScript, fromErrorShape, type WorkerErrorShape } from "./worker-pool.js";
 import { md5Hex } from "./hashing.js";
+import { decodeMd5State } from "./md5-lanes.js";
 
-/** Below this, hashing in place is cheaper than a round trip to a worker. */
+/** Below this, hashing in place is cheaper than a round trip to the thread. */
 const INLINE_BELOW = 256 * 1024;
-let pool: WorkerPool | undefined;
-const hashPool = (): WorkerPool => (pool ??= new WorkerPool(workerScript(import.meta.url, "hash-worker"), Math.min(4, Math.max(2, os.availableParallelism()))));
 
-/** Boot the hash threads now, so the first large buffer does not wait tens of ms for them. */
+type Ask =
+  | { op: "md5"; data: Uint8Array }
+  | { op: "continue"; state?: Uint8Array; data: Uint8Array }
+  | { op: "finish"; state?: Uint8Array };
+export type HashRequest = Ask & { seq: number };
+export type HashReply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: WorkerErrorShape };
+
+let thread: Worker | undefined;
+let seq = 0;
+const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+
+function hashThread(): Worker {
+  if (thread) return thread;
+  const worker = new Worker(workerScript(import.meta.url, "hash-worker"));
+  worker.on("message", (r: HashReply) => {
+    const w = waiting.get(r.seq);
+    if (!w) return;
+    waiting.delete(r.seq);
+    if (r.ok) w.resolve(r.value);
+    else w.reject(fromErrorShape(r.error));
+    if (!waiting.size) worker.unref();
+  });
+  const fail = (err: Error) => {
+    if (thread === worker) thread = undefined; // the next request starts a new thread
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+  };
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`hashing thread exited (code ${code})`)));
+  worker.unref(); // after the listeners: adding one refs the worker again
+  return (thread = worker);
+}
+
+function ask<T>(request: Ask): Promise<T> {
+  const worker = hashThread();
+  const id = ++seq;
+  return new Promise<T>((resolve, reject) => {
+    waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    if (waiting.size === 1) worker.ref();
+    worker.postMessage({ ...request, seq: id });
+  });
+}
+
+/** Boot the hashing thread now, so the first large buffer does not wait tens of ms for it. */
 export function warmHashPool(): void {
-  hashPool().warm();
+  hashThread();
 }
 
 export function md5Of(buf: Buffer): Promise<string> {
   if (buf.length < INLINE_BELOW) return Promise.resolve(md5Hex(buf));
-  return hashPool().callAlone<string>("md5", buf);
+  return ask<string>({ op: "md5", data: buf });
 }
 
 /** The saved MD5 state after `buf`, continuing from `state` (undefined: from the start). */
-export async function md5Continue(state: Uint8Array | undefined, buf: Buffer): Promise<Uint8Array> {
-  return hashPool().callAlone<Uint8Array>("md5Continue", state, buf);
+export function md5Continue(state: Uint8Array | undefined, buf: Buffer): Promise<Uint8Array> {
+  return ask<Uint8Array>({ op: "continue", state, data: buf });
 }
 
 export function md5Finish(state: Uint8Array | undefined): Promise<string> {
-  return hashPool().call<string>("md5Finish", state);
+  return ask<string>({ op: "finish", state });
 }
+
+/** Whether `state` is a saved MD5 state this version can continue (older versions saved another kind). */
+export const isMd5State = (state: Uint8Array): boolean => decodeMd5State(state) !== undefined;

@@ -1,28 +1,36 @@
 /**
- * Worker thread for hashing big buffers off the main thread. Part buffers are backed by
- * SharedArrayBuffer, so they reach the worker without a copy.
+ * The hashing thread: every MD5 asked of it shares md5-lanes.ts's SIMD lanes with the others in
+ * flight. Part buffers are backed by SharedArrayBuffer, so they reach it without a copy.
  */
-import { createMD5, type IHasher } from "hash-wasm";
-import { serve, type Handled } from "./worker-pool.js";
-import { md5Hex } from "./hashing.js";
+import { parentPort } from "node:worker_threads";
+import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State } from "./md5-lanes.js";
+import { toErrorShape } from "./worker-pool.js";
+import type { HashReply, HashRequest } from "./hash-pool.js";
 
-let chain: IHasher | undefined;
+const lanes = new Md5Lanes();
+const port = parentPort!;
 
-/** The whole-object hasher, at a saved state (none: the start). */
-async function at(state: Uint8Array | undefined): Promise<IHasher> {
-  chain ??= await createMD5();
-  if (state) chain.load(state);
-  else chain.init();
-  return chain;
+function stateOf(bytes: Uint8Array | undefined) {
+  if (!bytes) return freshMd5State();
+  const state = decodeMd5State(bytes);
+  if (!state) throw new Error("not an MD5 state saved by this version");
+  return state;
 }
 
-serve({
-  md5: (data: Uint8Array): Handled => ({ value: md5Hex(data) }),
-  /** Continue a whole-object MD5 from a saved state over `data`; the new state. */
-  async md5Continue(state: Uint8Array | undefined, data: Uint8Array): Promise<Handled> {
-    const h = await at(state);
-    h.update(data);
-    return { value: h.save() };
-  },
-  md5Finish: async (state: Uint8Array | undefined): Promise<Handled> => ({ value: (await at(state)).digest("hex") }),
+async function answer(r: HashRequest): Promise<unknown> {
+  switch (r.op) {
+    case "md5":
+      return lanes.md5(r.data);
+    case "continue":
+      return encodeMd5State(await lanes.update(stateOf(r.state), r.data));
+    case "finish":
+      return lanes.finish(stateOf(r.state));
+  }
+}
+
+port.on("message", (r: HashRequest) => {
+  answer(r).then(
+    (value) => port.postMessage({ seq: r.seq, ok: true, value } satisfies HashReply),
+    (err: unknown) => port.postMessage({ seq: r.seq, ok: false, error: toErrorShape(err) } satisfies HashReply),
+  );
 });

@@ -52,7 +52,7 @@ export class ByteBudget {
 
 /**
  * Part buffers kept for reuse: a fresh 16 MiB buffer per part made the garbage collector a
- * tenth of a large copy. Buffers are shared memory, so hash workers read them without a copy.
+ * tenth of a large copy. Buffers are shared memory, so the hashing thread reads them without a copy.
  * At most `keepBytes` are kept idle.
  */
 export class BufferPool {

@@ -6,9 +6,10 @@
  * its own ranged read, so one big object is not limited to one stream.
  *
  * Resume: the upload id, every committed part (number, size, checksum, etag) and the whole-object
- * MD5 state (hash-wasm's saved state, advanced in part order) are recorded as they happen. A
+ * MD5 state (md5-lanes.ts's saved state, advanced in part order) are recorded as they happen. A
  * restarted copy continues the same upload: committed parts are not sent again; only parts
- * committed out of order ahead of the hash are read again, to hash, never re-sent.
+ * committed out of order ahead of the hash are read again, to hash, never re-sent (all of
+ * them, for an upload whose state an older version saved in another form).
  *
  * Verification: every part goes with a checksum for the service to check (S3 and GCS CRC32C,
  * Azure transactional MD5); the whole-object MD5 is checked against the source's where
@@ -39,7 +40,7 @@ import pLimit from "p-limit";
 import type { Adapter, ObjectInfo, PartChecksum, PartLayout } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
-import { md5Continue, md5Finish, md5Of, warmHashPool } from "./hash-pool.js";
+import { isMd5State, md5Continue, md5Finish, md5Of, warmHashPool } from "./hash-pool.js";
 import { fillFrom } from "./fill.js";
 import { combinedCrc32cBase64, crc32cBase64, md5OfPartMd5s } from "./hashing.js";
 import { BufferPool, ByteBudget } from "./memory.js";
@@ -128,9 +129,9 @@ export class MultipartCopier {
     const checkedPartSize = via?.check === "crc32c" ? via.layout.partSize : undefined;
 
     const committed = new Map(upload.parts.map((p) => [p.partNumber, p]));
-    // The whole-object MD5, advanced part by part in order on a hash worker.
-    let hashState = upload.hashState && upload.hashedParts > 0 ? upload.hashState : undefined;
-    let hashedUpTo = upload.hashState ? upload.hashedParts : 0;
+    // The whole-object MD5, advanced part by part in order on the hashing thread.
+    let hashState = upload.hashState && upload.hashedParts > 0 && isMd5State(upload.hashState) ? upload.hashState : undefined;
+    let hashedUpTo = hashState ? upload.hashedParts : 0;
     let bytesDone = [...committed.values()].reduce((n, p) => n + p.size, 0);
     this.store.progress(item.id, bytesDone, committed.size, partCount);
 

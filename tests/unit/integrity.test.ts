@@ -212,6 +212,34 @@ describe("an upload recorded with parts of another checksum kind (an older cloud
   });
 });
 
+describe("an upload whose whole-object MD5 state an older cloudmigrate saved (hash-wasm's form)", () => {
+  it("is continued: its committed parts are read again to hash, not sent again, and the MD5 is right", async () => {
+    const sent: number[] = [];
+    const md5s: string[] = [];
+    const { data, source, steps, store, run, arrived } = await partsJob(9, (_dst, steps) => ({
+      uploadPart: async (...args: Parameters<typeof steps.uploadPart>) => (sent.push(args[2]), steps.uploadPart(...args)),
+      completeUpload: async (...args: Parameters<typeof steps.completeUpload>) => (md5s.push(args[4]), steps.completeUpload(...args)),
+    }));
+    const info = await source.stat("obj.bin");
+    const id = await steps.startUpload("obj.bin", info, 1024 * 1024);
+    store.saveUpload({ key: "obj.bin", uploadId: id, partSize: 1024 * 1024, size: info.size, mtime: info.mtime, partChecksum: "md5" });
+    for (const n of [1, 2]) {
+      const part = data.subarray((n - 1) * 1024 * 1024, n * 1024 * 1024);
+      const md5 = crypto.createHash("md5").update(part).digest("hex");
+      store.savePart("obj.bin", { partNumber: n, size: part.length, checksum: md5, etag: await steps.uploadPart("obj.bin", id, n, part, md5) });
+    }
+    store.saveHashState("obj.bin", 2, Uint8Array.from([0x2b, 0x1e, 0x07, 0x51, ...new Array(340).fill(7)]));
+    sent.length = 0;
+
+    const result = await run();
+    expect(result.failed).toBe(0);
+    expect(sent.sort()).toEqual([3, 4]);
+    expect(md5s).toEqual([crypto.createHash("md5").update(data).digest("hex")]);
+    store.close();
+    expect(arrived()).toBe(true);
+  });
+});
+
 describe("an upload the service can no longer complete", () => {
   it("is abandoned and started again, ending verified", async () => {
     let refusals = 1;

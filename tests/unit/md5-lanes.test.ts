@@ -1,0 +1,49 @@
+/**
+ * The SIMD MD5 (md5-wasm.ts, md5-lanes.ts) against OpenSSL's: every length around the block
+ * and slice boundaries, many at once (so they share lanes), and chains advanced piece by piece
+ * through saved states as the checkpoint keeps them.
+ */
+import crypto from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State, type Md5State } from "../../src/md5-lanes.js";
+import { seededBytes } from "../helpers/streams.js";
+
+const openssl = (b: Uint8Array) => crypto.createHash("md5").update(b).digest("hex");
+const KiB = 1024;
+
+describe("Md5Lanes", () => {
+  it("matches OpenSSL for lengths around block and slice edges, hashed side by side", async () => {
+    const lanes = new Md5Lanes();
+    const sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 128 * KiB - 1, 128 * KiB, 128 * KiB + 1, 300_000, 1024 * KiB + 13, 3_000_017];
+    const data = sizes.map((n, i) => seededBytes(n, 100 + i));
+    expect(await Promise.all(data.map((d) => lanes.md5(d)))).toEqual(data.map(openssl));
+    // One at a time (the single-lane code) as well.
+    for (const d of data.slice(-4)) expect(await lanes.md5(d)).toBe(openssl(d));
+  });
+
+  it("continues saved states over pieces of any size, several chains at once", async () => {
+    const lanes = new Md5Lanes();
+    const chains = [0, 1, 2, 3, 4, 5].map(async (k) => {
+      const data = seededBytes(2_000_000 + k * 7777, 200 + k);
+      let state: Md5State = freshMd5State();
+      for (let at = 0, step = 1; at < data.length; step = step * 3 + k + 1) {
+        const piece = data.subarray(at, Math.min(data.length, at + step));
+        state = decodeMd5State(encodeMd5State(await lanes.update(state, piece)))!;
+        at += piece.length;
+      }
+      expect(state.length).toBe(data.length);
+      expect(lanes.finish(state)).toBe(openssl(data));
+    });
+    await Promise.all(chains);
+  });
+
+  it("reads only states it wrote", () => {
+    const state = { words: [1, 2, 3, 4], length: 70, tail: Uint8Array.from([9, 8, 7, 6, 5, 4]) };
+    expect(decodeMd5State(encodeMd5State(state))).toEqual(state);
+    expect(decodeMd5State(Uint8Array.from([1, 2, 3]))).toBeUndefined();
+    const bad = encodeMd5State(state);
+    bad[0] ^= 1;
+    expect(decodeMd5State(bad)).toBeUndefined();
+    expect(decodeMd5State(encodeMd5State({ ...state, length: 71 }))).toBeUndefined(); // tail does not fit the length
+  });
+});
