@@ -64,6 +64,8 @@ class StaleSocket extends Error {}
 
 interface Job {
   target: Buffer;
+  /** Told the body bytes in `target` so far, as they land. */
+  onBody?: (got: number) => void;
   /** Where the body goes: the target (2xx), an error buffer, or nothing yet (headers). */
   sink?: Buffer;
   got: number;
@@ -112,9 +114,9 @@ class Conn {
   }
 
   /** Send one GET and read its answer. */
-  run(path: string, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
+  run(path: string, headers: Record<string, string>, target: Buffer, onBody?: (got: number) => void): Promise<IntoResponse> {
     return new Promise((resolve, reject) => {
-      this.job = { target, got: 0, want: 0, status: 0, headers: {}, keepAlive: false, resolve, reject };
+      this.job = { target, onBody, got: 0, want: 0, status: 0, headers: {}, keepAlive: false, resolve, reject };
       this.socket.ref();
       let text = `GET ${path} HTTP/1.1\r\n`;
       for (const [k, v] of Object.entries(headers)) text += `${k}: ${v}\r\n`;
@@ -142,6 +144,7 @@ class Conn {
     }
     if (j.sink) {
       j.got += n;
+      if (j.sink === j.target) j.onBody?.(j.got);
     } else {
       this.headLen += n;
       const at = this.head.subarray(0, this.headLen).indexOf("\r\n\r\n");
@@ -229,13 +232,17 @@ export class DirectGet {
 
   constructor(private readonly idleTimeoutMs: number) {}
 
-  /** GET `path` (headers as given, "host" among them) with the body written into `target`. */
-  async get(origin: Origin, path: string, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
+  /**
+   * GET `path` (headers as given, "host" among them) with the body written into `target`;
+   * `onBody` is told how many body bytes are there so far as they land (not those that came
+   * with the headers: the first call counts them too).
+   */
+  async get(origin: Origin, path: string, headers: Record<string, string>, target: Buffer, onBody?: (got: number) => void): Promise<IntoResponse> {
     const key = `${origin.protocol}//${origin.hostname}:${origin.port ?? ""}`;
     for (let fresh = false; ; fresh = true) {
       const conn = (!fresh && this.takeIdle(key)) || this.open(origin, key);
       try {
-        return await conn.run(path, headers, target);
+        return await conn.run(path, headers, target, onBody);
       } catch (err) {
         if (err instanceof StaleSocket && !fresh) continue;
         throw err instanceof StaleSocket ? (err.cause as Error) : err;
@@ -244,9 +251,9 @@ export class DirectGet {
   }
 
   /** GET `url` (its host added to `headers`, Node's default trust store) with the body written into `target`. */
-  getUrl(url: URL, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
+  getUrl(url: URL, headers: Record<string, string>, target: Buffer, onBody?: (got: number) => void): Promise<IntoResponse> {
     const origin: Origin = { protocol: url.protocol === "https:" ? "https:" : "http:", hostname: url.hostname, port: url.port ? Number(url.port) : undefined };
-    return this.get(origin, url.pathname + url.search, { ...headers, host: url.host }, target);
+    return this.get(origin, url.pathname + url.search, { ...headers, host: url.host }, target, onBody);
   }
 
   /** A kept-alive socket of this origin that is still open, if any. */

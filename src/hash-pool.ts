@@ -13,12 +13,17 @@ import { decodeMd5State } from "./md5-lanes.js";
 
 /** Below this, hashing in place is cheaper than a round trip to the thread. */
 const INLINE_BELOW = 256 * 1024;
+/** An Md5Feed sends its buffer on in pieces of at least this. */
+const FEED_PIECE = 1024 * 1024;
 
 type Ask =
   | { op: "md5"; data: Uint8Array }
   | { op: "continue"; state?: Uint8Array; data: Uint8Array }
-  | { op: "finish"; state?: Uint8Array };
-export type HashRequest = Ask & { seq: number };
+  | { op: "finish"; state?: Uint8Array }
+  | { op: "end"; stream: number; data: Uint8Array };
+/** Told, not asked: no answer comes. */
+type Tell = { op: "feed"; stream: number; data: Uint8Array } | { op: "drop"; stream: number };
+export type HashRequest = (Ask & { seq: number }) | (Tell & { seq?: undefined });
 export type HashReply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: WorkerErrorShape };
 
 let thread: Worker | undefined;
@@ -57,6 +62,10 @@ function ask<T>(request: Ask): Promise<T> {
   });
 }
 
+function tell(request: Tell): void {
+  hashThread().postMessage(request);
+}
+
 /** Boot the hashing thread now, so the first large buffer does not wait tens of ms for it. */
 export function warmHashPool(): void {
   hashThread();
@@ -78,3 +87,47 @@ export function md5Finish(state: Uint8Array | undefined): Promise<string> {
 
 /** Whether `state` is a saved MD5 state this version can continue (older versions saved another kind). */
 export const isMd5State = (state: Uint8Array): boolean => decodeMd5State(state) !== undefined;
+
+let streams = 0;
+
+/**
+ * The MD5 of a buffer that fills from its start (a GET written straight into it): pieces are
+ * hashed on the hashing thread as they land, so reads in flight together share its SIMD lanes
+ * instead of each being hashed alone once complete. Only for shared memory (lent buffers);
+ * another buffer is hashed whole at the end, as md5Of does.
+ */
+export class Md5Feed {
+  private readonly stream = ++streams;
+  private readonly shared: boolean;
+  private sent = 0;
+
+  constructor(private readonly buf: Buffer) {
+    this.shared = buf.buffer instanceof SharedArrayBuffer;
+  }
+
+  /** The first `n` bytes of the buffer are in. */
+  readonly filled = (n: number): void => {
+    if (!this.shared || n - this.sent < FEED_PIECE) return;
+    tell({ op: "feed", stream: this.stream, data: this.buf.subarray(this.sent, n) });
+    this.sent = n;
+  };
+
+  /** Bytes handed to the hashing thread so far, before `digest`. */
+  get hashedAhead(): number {
+    return this.sent;
+  }
+
+  /** The MD5 (hex) of the first `length` bytes, all in. */
+  digest(length: number): Promise<string> {
+    if (this.sent === 0) return md5Of(this.buf.subarray(0, length));
+    const data = this.buf.subarray(this.sent, length);
+    this.sent = length;
+    return ask<string>({ op: "end", stream: this.stream, data });
+  }
+
+  /** The read failed: forget what was sent. */
+  drop(): void {
+    if (this.sent > 0) tell({ op: "drop", stream: this.stream });
+    this.sent = 0;
+  }
+}

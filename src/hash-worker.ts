@@ -3,12 +3,20 @@
  * flight. Part buffers are backed by SharedArrayBuffer, so they reach it without a copy.
  */
 import { parentPort } from "node:worker_threads";
-import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State } from "./md5-lanes.js";
+import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State, type Md5State } from "./md5-lanes.js";
 import { toErrorShape } from "./worker-pool.js";
 import type { HashReply, HashRequest } from "./hash-pool.js";
 
 const lanes = new Md5Lanes();
 const port = parentPort!;
+/** Md5Feed streams under way: each piece advances the state after the one before. */
+const streams = new Map<number, Promise<Md5State>>();
+
+function feed(stream: number, data: Uint8Array): Promise<Md5State> {
+  const next = (streams.get(stream) ?? Promise.resolve(freshMd5State())).then((s) => lanes.update(s, data));
+  streams.set(stream, next);
+  return next;
+}
 
 function stateOf(bytes: Uint8Array | undefined) {
   if (!bytes) return freshMd5State();
@@ -25,10 +33,20 @@ async function answer(r: HashRequest): Promise<unknown> {
       return encodeMd5State(await lanes.update(stateOf(r.state), r.data));
     case "finish":
       return lanes.finish(stateOf(r.state));
+    case "end": {
+      const state = await feed(r.stream, r.data);
+      streams.delete(r.stream);
+      return lanes.finish(state);
+    }
   }
 }
 
 port.on("message", (r: HashRequest) => {
+  if (r.seq === undefined) {
+    if (r.op === "feed") feed(r.stream, r.data).catch(() => undefined); // its end reports a failure
+    else streams.delete(r.stream);
+    return;
+  }
   answer(r).then(
     (value) => port.postMessage({ seq: r.seq, ok: true, value } satisfies HashReply),
     (err: unknown) => port.postMessage({ seq: r.seq, ok: false, error: toErrorShape(err) } satisfies HashReply),

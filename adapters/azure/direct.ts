@@ -39,13 +39,13 @@ export class AzureDirectReads {
    * The blob at `blobUrl` (as the SDK builds it, SAS included) into `target`: from `start`, as
    * many bytes as fit; or, without `start`, the whole blob, which must fit (BodyTooLong).
    */
-  async getInto(blobUrl: string, target: Buffer, start?: number): Promise<IntoResponse> {
+  async getInto(blobUrl: string, target: Buffer, start?: number, onBody?: (got: number) => void): Promise<IntoResponse> {
     const url = new URL(blobUrl);
     const headers: Record<string, string> = { "x-ms-date": new Date().toUTCString() };
     if (start !== undefined) headers["x-ms-range"] = `bytes=${start}-${start + target.length - 1}`;
     headers["x-ms-version"] = API_VERSION;
     if (this.credential instanceof StorageSharedKeyCredential) headers.authorization = sharedKeyAuthorization(this.credential, url, headers);
-    const res = await this.direct.getUrl(url, headers, target);
+    const res = await this.direct.getUrl(url, headers, target, onBody);
     if (res.status < 200 || res.status >= 300) throw restError(res);
     return res;
   }

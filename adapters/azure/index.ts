@@ -28,7 +28,7 @@ import { MAX_PARTS, MAX_PART_SIZE, multipartSteps, type BlobTarget } from "./mul
 import { DEFAULT_WRITE_LIMITS, writeBlob, type WriteLimits } from "./write.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
 import { propsFromHeaders } from "./direct.js";
-import { md5Of } from "../../src/hash-pool.js";
+import { Md5Feed } from "../../src/hash-pool.js";
 import { fillFrom } from "../../src/fill.js";
 
 /** Azure's limit on blob names, in characters (UTF-16 code units, as .NET counts them). */
@@ -155,25 +155,26 @@ export class AzureAdapter implements Adapter {
 
   /**
    * The whole blob, read straight off the socket into the engine's memory (`opts.memory`), with
-   * its info from the response; hashed on a worker if `opts.md5`. Undefined (stream it instead)
+   * its info from the response; hashed as it lands (Md5Feed) if `opts.md5`. Undefined (stream it instead)
    * if it does not fit, or once the service answered in a way the direct path does not read.
    */
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     if (!this.directReads) return undefined;
     const client = this.blob(key);
     const body = wholeReadTarget(max, opts?.memory);
+    const hash = opts?.md5 ? new Md5Feed(body) : undefined;
     let res;
     try {
-      res = await this.conn.direct.getInto(client.url, body);
+      res = await this.conn.direct.getInto(client.url, body, undefined, hash?.filled);
     } catch (err) {
+      hash?.drop();
       if (err instanceof BodyTooLong) return undefined;
       if (!(err instanceof DirectUnsupported)) throw mapAzureError(err, this.what(key));
       this.directReads = false;
       return undefined;
     }
-    const whole = body.subarray(0, res.length);
     const { props, metadata } = propsFromHeaders(res.headers);
-    return { body: whole, info: toObjectInfo(key, props, metadata), md5: opts?.md5 ? await md5Of(whole) : undefined };
+    return { body: body.subarray(0, res.length), info: toObjectInfo(key, props, metadata), md5: await hash?.digest(res.length) };
   }
 
   /** A whole-object read carries the object's info from the download response. */

@@ -62,10 +62,10 @@ export class GcsHttp {
    * GET `path` with the 2xx body written straight into `target` (http-into.ts): rejects like
    * `send` for any other status; DirectUnsupported, BodyTooLong as http-into throws them.
    */
-  async getInto(path: string, query: Record<string, string>, headers: Record<string, string>, target: Buffer): Promise<IntoResponse> {
+  async getInto(path: string, query: Record<string, string>, headers: Record<string, string>, target: Buffer, onBody?: (got: number) => void): Promise<IntoResponse> {
     const url = new URL(this.endpoint.href.replace(/\/$/, "") + path);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    const res = await (this.direct ??= new DirectGet(this.timeoutMs)).getUrl(url, { ...(await this.authHeaders()), ...headers }, target);
+    const res = await (this.direct ??= new DirectGet(this.timeoutMs)).getUrl(url, { ...(await this.authHeaders()), ...headers }, target, onBody);
     if (res.status < 200 || res.status >= 300) throw httpError(res.status, res.errorBody ?? "", res.headers);
     return res;
   }

@@ -34,7 +34,7 @@ import { mapGcsError, type ErrorContext } from "./errors.js";
 import { GcsHttp, type AuthHeaders } from "./http.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget, type IntoResponse } from "../http-into.js";
 import { fillFrom } from "../../src/fill.js";
-import { md5Of } from "../../src/hash-pool.js";
+import { Md5Feed } from "../../src/hash-pool.js";
 import {
   MAX_NAME_BYTES,
   OBJECT_FIELDS,
@@ -237,7 +237,7 @@ export class GcsAdapter implements Adapter {
 
   /**
    * The whole object, read straight off the socket into the engine's memory (`opts.memory`),
-   * with its info from the response; hashed on a worker if `opts.md5`. Undefined (stream it
+   * with its info from the response; hashed as it lands (Md5Feed) if `opts.md5`. Undefined (stream it
    * instead) if it does not fit, if it came compressed on the fly (read() un-gzips it), or once
    * the service answered in a way the direct path does not read.
    */
@@ -245,18 +245,22 @@ export class GcsAdapter implements Adapter {
     if (!this.directReads) return undefined;
     const name = this.objectName(key);
     const body = wholeReadTarget(max, opts?.memory);
+    const hash = opts?.md5 ? new Md5Feed(body) : undefined;
     let res;
     try {
-      res = await this.http.getInto(this.objectPath(name), { alt: "media" }, { "accept-encoding": "gzip" }, body);
+      res = await this.http.getInto(this.objectPath(name), { alt: "media" }, { "accept-encoding": "gzip" }, body, hash?.filled);
     } catch (err) {
+      hash?.drop();
       if (err instanceof BodyTooLong) return undefined;
       if (!(err instanceof DirectUnsupported)) throw mapGcsError(err, this.ctx(name));
       this.directReads = false;
       return undefined;
     }
-    if (compressedInTransit(res.headers)) return undefined;
-    const whole = body.subarray(0, res.length);
-    return { body: whole, info: toObjectInfo(resourceFromHeaders(res.headers), key), md5: opts?.md5 ? await md5Of(whole) : undefined };
+    if (compressedInTransit(res.headers)) {
+      hash?.drop();
+      return undefined;
+    }
+    return { body: body.subarray(0, res.length), info: toObjectInfo(resourceFromHeaders(res.headers), key), md5: await hash?.digest(res.length) };
   }
 
   private rangeIgnored(name: string): MigrateError {

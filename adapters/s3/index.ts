@@ -14,7 +14,7 @@ import { sdk } from "./sdk.js";
 import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
-import { md5Of } from "../../src/hash-pool.js";
+import { Md5Feed } from "../../src/hash-pool.js";
 import { fillFrom } from "../../src/fill.js";
 import { listObjects } from "./lister.js";
 import { cleanEtag, infoFromHeaders, multipartEtag, type S3ReadHeaders } from "./meta.js";
@@ -155,24 +155,28 @@ export class S3Adapter implements Adapter {
 
   /**
    * The whole object, read straight off the socket into the engine's memory (`opts.memory`),
-   * with its info from the response; hashed on a worker if `opts.md5`. Undefined (stream it
+   * with its info from the response; hashed as it lands (Md5Feed) if `opts.md5`. Undefined (stream it
    * instead) if it does not fit, or before the lean path knows the URL.
    */
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     const Key = this.fullKey(key);
     if (!this.direct()) return undefined;
     const body = wholeReadTarget(max, opts?.memory);
+    const hash = opts?.md5 ? new Md5Feed(body) : undefined;
     let got;
     try {
-      got = await this.directGet(Key, body);
+      got = await this.directGet(Key, body, undefined, hash?.filled);
     } catch (err) {
+      hash?.drop();
       if (err instanceof BodyTooLong) return undefined;
       throw err;
     }
-    if (!got) return undefined;
-    const whole = body.subarray(0, got.length);
+    if (!got) {
+      hash?.drop();
+      return undefined;
+    }
     const info = infoFromHeaders(key, got.headers);
-    return { body: whole, info, md5: opts?.md5 ? await md5Of(whole) : undefined };
+    return { body: body.subarray(0, got.length), info, md5: await hash?.digest(got.length) };
   }
 
   private direct(): boolean {
@@ -184,9 +188,9 @@ export class S3Adapter implements Adapter {
    * does not read (the SDK path is used from then on). BodyTooLong passes through, for the
    * caller to judge.
    */
-  private async directGet(Key: string, target: Buffer, start?: number): Promise<{ length: number; headers: S3ReadHeaders } | undefined> {
+  private async directGet(Key: string, target: Buffer, start?: number, onBody?: (got: number) => void): Promise<{ length: number; headers: S3ReadHeaders } | undefined> {
     try {
-      return await this.lean!.getInto(Key, target, start);
+      return await this.lean!.getInto(Key, target, start, onBody);
     } catch (err) {
       if (err instanceof BodyTooLong) throw err;
       if (!(err instanceof DirectUnsupported)) throw mapS3Error(err, { op: "GetObject", bucket: this.bucket, key: Key });

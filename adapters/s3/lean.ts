@@ -128,12 +128,12 @@ export class LeanS3 {
    * if it does not, before any of it is read). Throws DirectUnsupported when the store answers
    * in a way that path does not read: the caller then reads through the SDK.
    */
-  async getInto(key: string, target: Buffer, start?: number): Promise<{ length: number; headers: S3ReadHeaders }> {
+  async getInto(key: string, target: Buffer, start?: number, onBody?: (got: number) => void): Promise<{ length: number; headers: S3ReadHeaders }> {
     const headers: Record<string, string> = { "x-amz-content-sha256": EMPTY_SHA256 };
     if (start !== undefined) headers.range = `bytes=${start}-${start + target.length - 1}`;
     const { t, path, signed } = await this.sign("GET", key, headers);
     const origin = { protocol: t.protocol === "https:" ? ("https:" as const) : ("http:" as const), hostname: t.hostname, port: t.port, secureContext: this.agents.https.options.secureContext };
-    const res = await this.direct.get(origin, path, signed, target);
+    const res = await this.direct.get(origin, path, signed, target, onBody);
     if (res.status < 200 || res.status >= 300) throw serviceError(res.status, res.errorBody ?? "", res.headers);
     return { length: res.length, headers: readHeaders(res.headers) };
   }

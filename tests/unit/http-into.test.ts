@@ -9,6 +9,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { BodyTooLong, DirectGet, DirectUnsupported, type Origin } from "../../adapters/http-into.js";
+import { Md5Feed } from "../../src/hash-pool.js";
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -52,6 +53,38 @@ function rangeServer(data: Buffer): http.RequestListener {
 }
 
 describe("DirectGet", () => {
+  it("tells onBody the body bytes in so far, and an Md5Feed hashes shared memory in pieces as they land", async () => {
+    const data = crypto.randomBytes(5 * 1024 * 1024 + 123);
+    const { origin } = await httpServer((_req, res) => {
+      res.writeHead(200, { "content-length": data.length });
+      // In writes some time apart, so the body arrives over many socket reads.
+      let at = 0;
+      const next = () => {
+        const piece = data.subarray(at, (at += 256 * 1024));
+        if (at >= data.length) res.end(piece);
+        else res.write(piece, () => setTimeout(next, 2));
+      };
+      next();
+    });
+    const get = new DirectGet(5_000);
+    closers.push(async () => get.close());
+    const md5 = crypto.createHash("md5").update(data).digest("hex");
+    for (const shared of [true, false]) {
+      const target = shared ? Buffer.from(new SharedArrayBuffer(6 * 1024 * 1024)) : Buffer.alloc(6 * 1024 * 1024);
+      const feed = new Md5Feed(target);
+      const told: number[] = [];
+      const res = await get.get(origin, "/obj", host(origin), target, (n) => (told.push(n), feed.filled(n)));
+      expect(res.length).toBe(data.length);
+      expect(told.length).toBeGreaterThan(5);
+      expect(told.every((n, i) => i === 0 || n > told[i - 1])).toBe(true);
+      expect(told.at(-1)).toBe(data.length);
+      // Shared memory went to the hashing thread while the read went on; other memory waits for digest.
+      if (shared) expect(feed.hashedAhead).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+      else expect(feed.hashedAhead).toBe(0);
+      expect(await feed.digest(res.length)).toBe(md5);
+    }
+  });
+
   it("writes each range's bytes into the target and keeps one socket for requests in turn", async () => {
     const data = crypto.randomBytes(3 * 1024 * 1024 + 17);
     const { origin, connections } = await httpServer(rangeServer(data));
