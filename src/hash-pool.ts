@@ -20,9 +20,9 @@ type Ask =
   | { op: "md5"; data: Uint8Array }
   | { op: "continue"; state?: Uint8Array; data: Uint8Array }
   | { op: "finish"; state?: Uint8Array }
-  | { op: "end"; stream: number; data: Uint8Array };
-/** Told, not asked: no answer comes. */
-type Tell = { op: "feed"; stream: number; data: Uint8Array } | { op: "drop"; stream: number };
+  | { op: "end"; stream: number; from: number; data: Uint8Array };
+/** Told, not asked: no answer comes. `from`: the stream's bytes before `data`. */
+type Tell = { op: "feed"; stream: number; from: number; data: Uint8Array } | { op: "drop"; stream: number };
 export type HashRequest = (Ask & { seq: number }) | (Tell & { seq?: undefined });
 export type HashReply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: WorkerErrorShape };
 
@@ -108,7 +108,7 @@ export class Md5Feed {
   /** The first `n` bytes of the buffer are in. */
   readonly filled = (n: number): void => {
     if (!this.shared || n - this.sent < FEED_PIECE) return;
-    tell({ op: "feed", stream: this.stream, data: this.buf.subarray(this.sent, n) });
+    tell({ op: "feed", stream: this.stream, from: this.sent, data: this.buf.subarray(this.sent, n) });
     this.sent = n;
   };
 
@@ -120,9 +120,9 @@ export class Md5Feed {
   /** The MD5 (hex) of the first `length` bytes, all in. */
   digest(length: number): Promise<string> {
     if (this.sent === 0) return md5Of(this.buf.subarray(0, length));
-    const data = this.buf.subarray(this.sent, length);
+    const from = this.sent;
     this.sent = length;
-    return ask<string>({ op: "end", stream: this.stream, data });
+    return ask<string>({ op: "end", stream: this.stream, from, data: this.buf.subarray(from, length) });
   }
 
   /** The read failed: forget what was sent. */

@@ -10,12 +10,21 @@ import type { HashReply, HashRequest } from "./hash-pool.js";
 const lanes = new Md5Lanes();
 const port = parentPort!;
 /** Md5Feed streams under way: each piece advances the state after the one before. */
-const streams = new Map<number, Promise<Md5State>>();
+const streams = new Map<number, { state: Promise<Md5State>; bytes: number }>();
 
-function feed(stream: number, data: Uint8Array): Promise<Md5State> {
-  const next = (streams.get(stream) ?? Promise.resolve(freshMd5State())).then((s) => lanes.update(s, data));
-  streams.set(stream, next);
-  return next;
+/**
+ * Advance `stream` over `data`, which must follow its `from` bytes taken so far. A stream
+ * that does not (its earlier pieces went to a thread that has since died) fails at its end.
+ */
+function feed(stream: number, from: number, data: Uint8Array): Promise<Md5State> {
+  const s = streams.get(stream) ?? { state: Promise.resolve(freshMd5State()), bytes: 0 };
+  s.state =
+    s.bytes === from
+      ? s.state.then((state) => lanes.update(state, data))
+      : Promise.reject(new Error(`MD5 stream ${stream}: a piece from byte ${from} after ${s.bytes} bytes (the hashing thread restarted)`));
+  s.bytes = from + data.length;
+  streams.set(stream, s);
+  return s.state;
 }
 
 function stateOf(bytes: Uint8Array | undefined) {
@@ -34,16 +43,18 @@ async function answer(r: HashRequest): Promise<unknown> {
     case "finish":
       return lanes.finish(stateOf(r.state));
     case "end": {
-      const state = await feed(r.stream, r.data);
-      streams.delete(r.stream);
-      return lanes.finish(state);
+      try {
+        return lanes.finish(await feed(r.stream, r.from, r.data));
+      } finally {
+        streams.delete(r.stream);
+      }
     }
   }
 }
 
 port.on("message", (r: HashRequest) => {
   if (r.seq === undefined) {
-    if (r.op === "feed") feed(r.stream, r.data).catch(() => undefined); // its end reports a failure
+    if (r.op === "feed") feed(r.stream, r.from, r.data).catch(() => undefined); // its end reports a failure
     else streams.delete(r.stream);
     return;
   }

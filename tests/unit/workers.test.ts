@@ -6,9 +6,10 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
+import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { WorkerPool, workerScript } from "../../src/worker-pool.js";
-import { md5Continue, md5Finish, md5Of } from "../../src/hash-pool.js";
+import { md5Continue, md5Finish, md5Of, type HashReply, type HashRequest } from "../../src/hash-pool.js";
 import { BufferPool } from "../../src/memory.js";
 import type { DirEntry, SmallRead } from "../../adapters/fs-worker.js";
 import { tempDir } from "../helpers/cli.js";
@@ -159,6 +160,29 @@ describe("hash pool", () => {
     let resumed: Uint8Array | undefined = saved;
     for (const p of parts.slice(2)) resumed = await md5Continue(resumed, p);
     expect(await md5Finish(resumed)).toBe(whole);
+  });
+
+  it("the hashing thread hashes a fed stream piece by piece, and refuses an end whose earlier pieces it never saw", async () => {
+    const worker = new Worker(workerScript(new URL("../../src/hash-pool.ts", import.meta.url).href, "hash-worker"));
+    const replies = new Map<number, HashReply>();
+    worker.on("message", (r: HashReply) => replies.set(r.seq, r));
+    const reply = async (seq: number) => {
+      while (!replies.has(seq)) await new Promise((r) => setTimeout(r, 5));
+      return replies.get(seq)!;
+    };
+    try {
+      const data = seededBytes(3 * 1024 * 1024 + 5, 6);
+      const send = (m: HashRequest) => worker.postMessage(m);
+      send({ op: "feed", stream: 1, from: 0, data: data.subarray(0, 1024 * 1024) });
+      send({ op: "feed", stream: 1, from: 1024 * 1024, data: data.subarray(1024 * 1024, 2 * 1024 * 1024) });
+      send({ op: "end", stream: 1, from: 2 * 1024 * 1024, data: data.subarray(2 * 1024 * 1024), seq: 1 });
+      expect(await reply(1)).toEqual({ seq: 1, ok: true, value: crypto.createHash("md5").update(data).digest("hex") });
+      // As after a restart: the thread never got this stream's first MiB.
+      send({ op: "end", stream: 2, from: 1024 * 1024, data: data.subarray(1024 * 1024), seq: 2 });
+      expect(await reply(2)).toMatchObject({ seq: 2, ok: false, error: { message: expect.stringMatching(/hashing thread restarted/) } });
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it("BufferPool hands back a returned buffer of the same size, within its cap", () => {
