@@ -234,8 +234,8 @@ export class DirectGet {
 
   /**
    * GET `path` (headers as given, "host" among them) with the body written into `target`;
-   * `onBody` is told how many body bytes are there so far as they land (not those that came
-   * with the headers: the first call counts them too).
+   * `onBody` is told, after each socket read of the body, how many body bytes are in `target`
+   * (those that came with the headers included).
    */
   async get(origin: Origin, path: string, headers: Record<string, string>, target: Buffer, onBody?: (got: number) => void): Promise<IntoResponse> {
     const key = `${origin.protocol}//${origin.hostname}:${origin.port ?? ""}`;

@@ -237,9 +237,9 @@ export class GcsAdapter implements Adapter {
 
   /**
    * The whole object, read straight off the socket into the engine's memory (`opts.memory`),
-   * with its info from the response; hashed as it lands (Md5Feed) if `opts.md5`. Undefined (stream it
-   * instead) if it does not fit, if it came compressed on the fly (read() un-gzips it), or once
-   * the service answered in a way the direct path does not read.
+   * with its info from the response; hashed as it lands (Md5Feed) if `opts.md5`. Undefined
+   * (stream it instead) if it does not fit, if it came compressed on the fly (read() un-gzips
+   * it), or once the service answered in a way the direct path does not read.
    */
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     if (!this.directReads) return undefined;

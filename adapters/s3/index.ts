@@ -155,8 +155,8 @@ export class S3Adapter implements Adapter {
 
   /**
    * The whole object, read straight off the socket into the engine's memory (`opts.memory`),
-   * with its info from the response; hashed as it lands (Md5Feed) if `opts.md5`. Undefined (stream it
-   * instead) if it does not fit, or before the lean path knows the URL.
+   * with its info from the response; hashed as it lands (Md5Feed) if `opts.md5`. Undefined
+   * (stream it instead) if it does not fit, or before the lean path knows the URL.
    */
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     const Key = this.fullKey(key);
