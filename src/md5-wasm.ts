@@ -4,7 +4,7 @@
  *  - `x4(state, p0, p1, p2, p3, n)`: four MD5s at once in 128-bit SIMD lanes, each advancing over
  *    `n` 64-byte blocks read from its own pointer (pointers may be equal). `state` holds 4 v128:
  *    A, B, C, D, each with one 32-bit word per lane. On this project's 2-core box it hashes about
- *    2.7× the bytes per second of OpenSSL's single MD5 when all four lanes are busy.
+ *    2.6× the bytes per second of OpenSSL's single MD5 when all four lanes are busy.
  *  - `x1(state, p, n)`: one MD5 over `n` blocks (state: A, B, C, D as four i32), as fast as
  *    OpenSSL's when only one stream needs hashing (a lone SIMD lane runs at a quarter of x4).
  *
