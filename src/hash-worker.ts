@@ -5,7 +5,7 @@
 import { parentPort } from "node:worker_threads";
 import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State, type Md5State } from "./md5-lanes.js";
 import { toErrorShape } from "./worker-pool.js";
-import type { HashReply, HashRequest } from "./hash-pool.js";
+import type { HashReply, HashRequest } from "./hash-thread.js";
 
 const lanes = new Md5Lanes();
 const port = parentPort!;

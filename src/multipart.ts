@@ -40,7 +40,7 @@ import pLimit from "p-limit";
 import type { Adapter, ObjectInfo, PartChecksum, PartLayout } from "../adapters/types.js";
 import type { CheckpointStore, UploadRecord, WorkItem } from "../checkpoints/types.js";
 import { Interrupted, MigrateError, toMigrateError } from "./errors.js";
-import { isMd5State, md5Continue, md5Finish, md5Of, warmHashPool } from "./hash-pool.js";
+import { isMd5State, md5Continue, md5Finish, md5Of, warmHashThread } from "./hash-thread.js";
 import { fillFrom } from "./fill.js";
 import { combinedCrc32cBase64, crc32cBase64, md5OfPartMd5s } from "./hashing.js";
 import { BufferPool, ByteBudget } from "./memory.js";
@@ -110,8 +110,8 @@ export class MultipartCopier {
   async copy(item: WorkItem): Promise<number> {
     const steps = this.destination.multipart!;
     const caps = this.destination.capabilities.multipart!;
-    // Parts into MD5 destinations are hashed on the pool: its threads boot while we stat and start.
-    if ((caps.partChecksum ?? "md5") === "md5") warmHashPool();
+    // Parts into MD5 destinations are hashed on the hashing thread: it boots while we stat and start.
+    if ((caps.partChecksum ?? "md5") === "md5") warmHashThread();
     const info = await this.source.stat(item.key);
     const via = await this.sourceLayout(item.key, info);
     const partSize = via?.partSize ?? choosePartSize(info.size, this.settings.partSize ?? caps.defaultPartSize ?? DEFAULT_PART_SIZE, caps);
@@ -124,7 +124,7 @@ export class MultipartCopier {
     // before the upload (its CRC32Cs go with the parts), against the source's layout, or by
     // the combined CRC32C.
     const knownMd5 = partCrc32c || (via && info.md5) || byCombinedCrc ? info.md5 : undefined;
-    if (!knownMd5) warmHashPool();
+    if (!knownMd5) warmHashThread();
     // Each source part read is checked against its CRC32C (destination parts carry CRC32Cs).
     const checkedPartSize = via?.check === "crc32c" ? via.layout.partSize : undefined;
 

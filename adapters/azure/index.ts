@@ -28,7 +28,7 @@ import { MAX_PARTS, MAX_PART_SIZE, multipartSteps, type BlobTarget } from "./mul
 import { DEFAULT_WRITE_LIMITS, writeBlob, type WriteLimits } from "./write.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
 import { propsFromHeaders } from "./direct.js";
-import { Md5Feed } from "../../src/hash-pool.js";
+import { Md5Feed } from "../../src/hash-thread.js";
 import { fillFrom } from "../../src/fill.js";
 
 /** Azure's limit on blob names, in characters (UTF-16 code units, as .NET counts them). */

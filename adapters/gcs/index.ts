@@ -34,7 +34,7 @@ import { mapGcsError, type ErrorContext } from "./errors.js";
 import { GcsHttp, type AuthHeaders } from "./http.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget, type IntoResponse } from "../http-into.js";
 import { fillFrom } from "../../src/fill.js";
-import { Md5Feed } from "../../src/hash-pool.js";
+import { Md5Feed } from "../../src/hash-thread.js";
 import {
   MAX_NAME_BYTES,
   OBJECT_FIELDS,

@@ -14,7 +14,7 @@ import { sdk } from "./sdk.js";
 import type { LeanS3 } from "./lean.js";
 import { mapS3Error } from "./errors.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
-import { Md5Feed } from "../../src/hash-pool.js";
+import { Md5Feed } from "../../src/hash-thread.js";
 import { fillFrom } from "../../src/fill.js";
 import { listObjects } from "./lister.js";
 import { cleanEtag, infoFromHeaders, multipartEtag, type S3ReadHeaders } from "./meta.js";

@@ -9,7 +9,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { BodyTooLong, DirectGet, DirectUnsupported, type Origin } from "../../adapters/http-into.js";
-import { Md5Feed } from "../../src/hash-pool.js";
+import { Md5Feed } from "../../src/hash-thread.js";
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { WorkerPool, workerScript } from "../../src/worker-pool.js";
-import { md5Continue, md5Finish, md5Of, type HashReply, type HashRequest } from "../../src/hash-pool.js";
+import { md5Continue, md5Finish, md5Of, type HashReply, type HashRequest } from "../../src/hash-thread.js";
 import { BufferPool } from "../../src/memory.js";
 import type { DirEntry, SmallRead } from "../../adapters/fs-worker.js";
 import { tempDir } from "../helpers/cli.js";
@@ -137,7 +137,7 @@ describe("WorkerPool ordering and affinity", () => {
   });
 });
 
-describe("hash pool", () => {
+describe("hashing thread", () => {
   it("part MD5s and the whole-object MD5 chained part by part match a one-pass MD5", async () => {
     const data = seededBytes(3 * 1024 * 1024 + 17, 4);
     const pool = new BufferPool(0);
@@ -163,7 +163,7 @@ describe("hash pool", () => {
   });
 
   it("the hashing thread hashes a fed stream piece by piece, and refuses an end whose earlier pieces it never saw", async () => {
-    const worker = new Worker(workerScript(new URL("../../src/hash-pool.ts", import.meta.url).href, "hash-worker"));
+    const worker = new Worker(workerScript(new URL("../../src/hash-thread.ts", import.meta.url).href, "hash-worker"));
     const replies = new Map<number, HashReply>();
     worker.on("message", (r: HashReply) => replies.set(r.seq, r));
     const reply = async (seq: number) => {

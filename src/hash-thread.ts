@@ -67,7 +67,7 @@ function tell(request: Tell): void {
 }
 
 /** Boot the hashing thread now, so the first large buffer does not wait tens of ms for it. */
-export function warmHashPool(): void {
+export function warmHashThread(): void {
   hashThread();
 }
 
