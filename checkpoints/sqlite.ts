@@ -6,6 +6,7 @@
  * which is safe, so we do not pay an fsync per object.
  */
 import fs from "node:fs";
+import path from "node:path";
 import Database from "better-sqlite3";
 import type {
   Action,
@@ -128,6 +129,32 @@ function removeSidecarsWeMade(file: string, absentBefore: string[]): void {
   for (const x of absentBefore) fs.rmSync(file + x, { force: true });
 }
 
+/** Suffix of a job file still being built by `create` (not a job: the listing ignores it). */
+const CREATING = ".creating-";
+
+/** Drop files a killed `create` left for this job (the caller holds the job's lock). */
+function removeUnfinishedCreations(file: string): void {
+  const dir = path.dirname(file);
+  const prefix = path.basename(file) + CREATING;
+  for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (name.startsWith(prefix)) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+/** Make a rename in `dir` durable (best effort: some filesystems cannot fsync a directory). */
+function syncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, "r");
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // Not durable across power loss then; a lost job file only means the pair is planned again.
+  }
+}
+
 function unusable(file: string, why: string): CheckpointUnusable {
   return new CheckpointUnusable(
     `checkpoint ${file} ${why}; it was left untouched. Run with --fresh to start this job over (the old file is kept beside it).`,
@@ -217,19 +244,39 @@ export class SqliteCheckpoint implements CheckpointStore {
     this.job = readJob(db);
   }
 
-  /** Create a new job file (the file must not exist). */
+  /**
+   * Create a new job file (the file must not exist). The file appears whole or not at all: it is
+   * built under a temporary name (schema and job record in one transaction) and renamed into
+   * place, so a kill at any instant never leaves a job file that `open` would refuse.
+   */
   static create(file: string, job: Omit<JobRecord, "createdAt" | "updatedAt" | "runs" | "status" | "planComplete">): SqliteCheckpoint {
-    const db = new Database(file);
-    db.pragma("journal_mode = WAL");
-    db.exec(SCHEMA);
-    const now = Date.now();
-    db.transaction(() => {
-      db.prepare("INSERT INTO meta (k, v) VALUES ('app', ?), ('schema_version', ?)").run(APP_ID, String(SCHEMA_VERSION));
-      db.prepare(
-        "INSERT INTO job (id, source, destination, options, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'planning', ?, ?)",
-      ).run(job.id, job.source, job.destination, JSON.stringify(job.options), now, now);
-    })();
-    return new SqliteCheckpoint(db);
+    removeUnfinishedCreations(file);
+    const tmp = `${file}${CREATING}${process.pid}`;
+    try {
+      // Rollback journal while building: closing leaves the one file to rename.
+      const db = new Database(tmp);
+      try {
+        const now = Date.now();
+        db.transaction(() => {
+          db.exec(SCHEMA);
+          db.prepare("INSERT INTO meta (k, v) VALUES ('app', ?), ('schema_version', ?)").run(APP_ID, String(SCHEMA_VERSION));
+          db.prepare(
+            "INSERT INTO job (id, source, destination, options, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'planning', ?, ?)",
+          ).run(job.id, job.source, job.destination, JSON.stringify(job.options), now, now);
+        })();
+      } finally {
+        db.close();
+      }
+      // Sidecars under the final name belong to no file now; SQLite would replay a stale WAL.
+      for (const x of ["-wal", "-shm"]) fs.rmSync(file + x, { force: true });
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      fs.rmSync(`${tmp}-journal`, { force: true });
+      throw err;
+    }
+    syncDir(path.dirname(file));
+    return new SqliteCheckpoint(new Database(file, { fileMustExist: true }));
   }
 
   /** Open an existing job file, refusing damaged, foreign or newer files. */

@@ -104,6 +104,32 @@ describe("sqlite checkpoint", () => {
     expect(fs.readFileSync(junk).equals(before)).toBe(true);
   });
 
+  it("a creation that fails half-way leaves no job file, and the next one starts clean", () => {
+    const dir = tempDir("ckpt-create");
+    const file = path.join(dir, "job.sqlite");
+    // The job record cannot be written (JSON has no BigInt): the schema is already made by then.
+    const bad = { ...options, include: [1n] as unknown as string[] };
+    expect(() => SqliteCheckpoint.create(file, { id: "j1", source: "/a", destination: "/b", options: bad })).toThrow(/BigInt/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+
+    // What a kill mid-creation leaves: a half-built file under the temporary name. And a WAL left
+    // beside the final name by an earlier job, whose frames must not be replayed into the new one.
+    fs.writeFileSync(`${file}.creating-99999`, "half");
+    const old = SqliteCheckpoint.create(path.join(dir, "old.sqlite"), { id: "j0", source: "/a", destination: "/b", options });
+    old.addPlanRows([{ key: "stale", action: "copy", reason: "missing at destination", size: 1 }]);
+    fs.copyFileSync(path.join(dir, "old.sqlite-wal"), `${file}-wal`);
+    old.close();
+
+    const store = SqliteCheckpoint.create(file, { id: "j1", source: "/a", destination: "/b", options });
+    expect(store.job.id).toBe("j1");
+    expect([...store.rows()]).toEqual([]);
+    store.close();
+    expect(fs.readdirSync(dir).sort()).toEqual(["job.sqlite", "old.sqlite"]);
+    const again = SqliteCheckpoint.open(file);
+    expect(again.job.id).toBe("j1");
+    again.close();
+  });
+
   it("refuses a truncated checkpoint", () => {
     const { file, store } = newStore();
     store.addPlanRows(Array.from({ length: 5000 }, (_, i) => ({ key: `k${i}`, action: "copy" as const, reason: "r", size: i })));
