@@ -26,7 +26,7 @@ import type { Emulator } from "../tests/emulators/types.js";
 import { findGoBinary } from "../tests/emulators/process.js";
 import { createAdapter, parseLocation } from "../adapters/index.js";
 import type { RouteName, S3Seed, Workload } from "./options.js";
-import { emulatorS3Client, seedLikeAwsCli } from "./seed-s3.js";
+import { plainS3Client, seedLikeAwsCli } from "./seed-s3.js";
 import { treeTotals, writeSource } from "./sources.js";
 import { processCpuMs } from "./measure.js";
 import { azureRemote, gcsRemote, localRemote, s3Remote, type RcloneRemote } from "./rclone.js";
@@ -325,7 +325,7 @@ async function checkSeeded(url: string, env: Record<string, string>, w: Workload
 
 /** Delete every object in a MinIO bucket (1000 per request), and the bucket if asked. */
 async function emptyBucket(emu: Emulator, bucket: string, remove: boolean): Promise<void> {
-  const s3 = emulatorS3Client(emu.env);
+  const s3 = plainS3Client(emu.env);
   try {
     let token: string | undefined;
     do {

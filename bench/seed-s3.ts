@@ -18,25 +18,19 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { MiB, type Workload } from "./options.js";
 import { keyOf } from "./sources.js";
+import { s3ClientFor } from "../tests/emulators/minio.js";
 
 /** The AWS CLI's defaults. */
 export const AWS_CLI = { threshold: 8 * MiB, partSize: 8 * MiB, concurrency: 10 } as const;
 
-export function emulatorS3Client(env: Record<string, string>): S3Client {
-  return new S3Client({
-    endpoint: env.AWS_ENDPOINT_URL,
-    region: env.AWS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-  });
-}
+/** A client that adds no checksums S3 does not require, so objects carry none (as the AWS CLI's did). */
+export const plainS3Client = (env: Record<string, string>): S3Client =>
+  s3ClientFor(env, { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" });
 
 /** Read `length` bytes of `file` at `offset`. */
 function readAt(file: string, offset: number, length: number): Buffer {
@@ -57,7 +51,7 @@ function readAt(file: string, offset: number, length: number): Buffer {
 
 /** Upload the workload's local tree `dir` to `bucket` as the AWS CLI would (see the file comment). */
 export async function seedLikeAwsCli(env: Record<string, string>, bucket: string, dir: string, w: Workload): Promise<void> {
-  const s3 = emulatorS3Client(env);
+  const s3 = plainS3Client(env);
   const limit = pLimit(AWS_CLI.concurrency);
   try {
     const uploads: Promise<unknown>[] = [];

@@ -3,17 +3,13 @@
  * arrived: key → sha256 of every object.
  */
 import crypto from "node:crypto";
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { s3ClientFor } from "../emulators/minio.js";
 
 /** key → sha256 of every object in `bucketUrl` (s3://bucket), read with the emulator's env. */
 export async function s3Digest(env: Record<string, string>, bucketUrl: string, concurrency = 16): Promise<Map<string, string>> {
   const bucket = bucketUrl.replace(/^s3:\/\//, "").replace(/\/.*$/, "");
-  const client = new S3Client({
-    endpoint: env.AWS_ENDPOINT_URL,
-    region: env.AWS_REGION ?? "us-east-1",
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-  });
+  const client = s3ClientFor(env);
   try {
     const keys: string[] = [];
     let token: string | undefined;

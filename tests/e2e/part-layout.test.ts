@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAdapter, parseLocation } from "../../adapters/index.js";
@@ -20,6 +20,7 @@ import { objectEvents, parseEvents, runCli, startCli, summaryOf, tempDir } from 
 import { seededBytes } from "../helpers/streams.js";
 import { caught } from "../helpers/errors.js";
 import { startServices, type Services } from "../emulators/all.js";
+import { s3ClientFor } from "../emulators/minio.js";
 
 const MiB = 1024 * 1024;
 let services: Services;
@@ -98,15 +99,7 @@ async function unequalPartsObject(parts: Buffer[], crc32c: boolean): Promise<str
   return bucket;
 }
 
-function s3Client(): S3Client {
-  const env = services.env;
-  return new S3Client({
-    endpoint: env.AWS_ENDPOINT_URL,
-    region: env.AWS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-  });
-}
+const s3Client = (): S3Client => s3ClientFor(services.env);
 
 /** Size of part 1 of a multipart object at s3://bucket/prefix + key, as S3 reports it. */
 async function s3PartOneSize(url: string, key: string): Promise<number | undefined> {

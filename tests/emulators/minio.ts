@@ -11,10 +11,21 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { suppressNodeVersionWarning } from "../../adapters/s3/client.js";
 import type { Emulator } from "./types.js";
 import { findGoBinary, freePort, missingEmulator, supervise, waitReady } from "./process.js";
+
+/** An SDK client for the S3 store an Emulator's `env` points at (`extra` adds or overrides settings). */
+export function s3ClientFor(env: Record<string, string>, extra: S3ClientConfig = {}): S3Client {
+  return new S3Client({
+    endpoint: env.AWS_ENDPOINT_URL,
+    region: env.AWS_REGION ?? "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+    ...extra,
+  });
+}
 
 const ROOT_USER = "minio-test-user";
 const ROOT_PASSWORD = "minio-test-password-0123456789";
