@@ -5,7 +5,6 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import crypto from "node:crypto";
 import { Transform } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { FsAdapter } from "../../adapters/fs.js";
@@ -18,14 +17,14 @@ import { tempDir } from "../helpers/cli.js";
 import { scratchStore } from "../helpers/copy.js";
 import { MigrateError } from "../../src/errors.js";
 import { crc32cBase64 } from "../../src/hashing.js";
-import { seededBytes } from "../helpers/streams.js";
+import { md5, seededBytes } from "../helpers/streams.js";
 
 type Fault = "flip" | "truncate";
 
 /** The fs adapter, announcing true MD5s, whose first `faults` reads go wrong. */
 function faultySource(dir: string, fault: Fault, faults: number): Adapter & { faultsLeft: number } {
   const inner = new FsAdapter(parseLocation(dir));
-  const md5Of = (key: string) => crypto.createHash("md5").update(fs.readFileSync(path.join(dir, key))).digest("hex");
+  const md5Of = (key: string) => md5(fs.readFileSync(path.join(dir, key)));
   const withMd5 = (o: ObjectInfo): ObjectInfo => ({ ...o, md5: md5Of(o.key) });
   const self = {
     faultsLeft: faults,
@@ -121,7 +120,7 @@ describe("a source that states its whole CRC32C and MD5 (as GCS does), into part
         ...steps,
         uploadPart: async (key: string, id: string, n: number, body: Buffer, crc: string) => {
           if (crc !== crc32cBase64(body)) throw new MigrateError("Integrity", `part ${n} does not match its CRC32C`, { temporary: true });
-          await steps.uploadPart(key, id, n, body, crypto.createHash("md5").update(body).digest("hex"));
+          await steps.uploadPart(key, id, n, body, md5(body));
           return `etag-${n}`;
         },
         completeUpload: async (...args: Parameters<typeof steps.completeUpload>) => (md5s.push(args[4]), steps.completeUpload(...args)),
@@ -155,7 +154,7 @@ describe("a source that states its whole CRC32C and MD5 (as GCS does), into part
     expect(rows.map((r) => [r.key, r.state])).toEqual([["obj.bin", "done"]]);
     expect(fs.readFileSync(path.join(dstDir, "obj.bin")).equals(data)).toBe(true);
     expect(hashStates).toBe(0);
-    expect(md5s.at(-1)).toBe(crypto.createHash("md5").update(data).digest("hex"));
+    expect(md5s.at(-1)).toBe(md5(data));
   });
 });
 
@@ -199,7 +198,7 @@ describe("an upload recorded with parts of another checksum kind (an older cloud
     const info = await source.stat("obj.bin");
     const old = await steps.startUpload("obj.bin", info, 1024 * 1024);
     const first = data.subarray(0, 1024 * 1024);
-    const etag = await steps.uploadPart("obj.bin", old, 1, first, crypto.createHash("md5").update(first).digest("hex"));
+    const etag = await steps.uploadPart("obj.bin", old, 1, first, md5(first));
     store.saveUpload({ key: "obj.bin", uploadId: old, partSize: 1024 * 1024, size: info.size, mtime: info.mtime, partChecksum: "crc32c" });
     store.savePart("obj.bin", { partNumber: 1, size: first.length, checksum: "AAAAAA==", etag });
 
@@ -225,8 +224,8 @@ describe("an upload whose whole-object MD5 state an older cloudmigrate saved (ha
     store.saveUpload({ key: "obj.bin", uploadId: id, partSize: 1024 * 1024, size: info.size, mtime: info.mtime, partChecksum: "md5" });
     for (const n of [1, 2]) {
       const part = data.subarray((n - 1) * 1024 * 1024, n * 1024 * 1024);
-      const md5 = crypto.createHash("md5").update(part).digest("hex");
-      store.savePart("obj.bin", { partNumber: n, size: part.length, checksum: md5, etag: await steps.uploadPart("obj.bin", id, n, part, md5) });
+      const sum = md5(part);
+      store.savePart("obj.bin", { partNumber: n, size: part.length, checksum: sum, etag: await steps.uploadPart("obj.bin", id, n, part, sum) });
     }
     store.saveHashState("obj.bin", 2, Uint8Array.from([0x2b, 0x1e, 0x07, 0x51, ...new Array(340).fill(7)]));
     sent.length = 0;
@@ -234,7 +233,7 @@ describe("an upload whose whole-object MD5 state an older cloudmigrate saved (ha
     const result = await run();
     expect(result.failed).toBe(0);
     expect(sent.sort()).toEqual([3, 4]);
-    expect(md5s).toEqual([crypto.createHash("md5").update(data).digest("hex")]);
+    expect(md5s).toEqual([md5(data)]);
     store.close();
     expect(arrived()).toBe(true);
   });
@@ -332,7 +331,7 @@ describe("a streamed body without an MD5, into a destination that reports a CRC3
   });
 
   it("no CRC32C reported: nothing checked the bytes, so the object fails and nothing stays under the name", async () => {
-    const { result, rows, arrived } = await copy((stored) => ({ md5: crypto.createHash("md5").update(stored).digest("hex") }));
+    const { result, rows, arrived } = await copy((stored) => ({ md5: md5(stored) }));
     expect(result.failed).toBe(1);
     expect(rows[0].error).toMatch(/reported no crc32c/);
     expect(arrived).toBeUndefined();
