@@ -52,7 +52,7 @@ export interface Endpoint {
 export interface Destination extends Endpoint {
   /** What arrived: objects and bytes. */
   totals(): Promise<Totals>;
-  /** Remove it (and stop its emulator, if it has its own). */
+  /** Remove it (and stop its emulator, if it has its own); a local folder only at Lab.endCase(). */
   dispose(): Promise<void>;
 }
 
@@ -102,8 +102,25 @@ export function emulatorStorage(): { dir: string; kind: string } {
   return { dir: os.tmpdir(), kind: `disk (${os.tmpdir()}): /dev/shm missing or under 8 GiB free` };
 }
 
+/**
+ * How long after a mass removal on the local disk a run that creates files there waits, and how
+ * many files make a removal "mass". This VM's root filesystem is ext4 without a journal, and
+ * there ext4 will not reuse an inode freed in the last 60 s (`recently_deleted()` in
+ * fs/ext4/ialloc.c; 360 s while its inode-table block is still dirty): each new file's
+ * allocation steps over every such inode. Right after 10,000 files were removed, creating
+ * 10,000 more took any tool 2-5× as long, nearly all of it kernel time (perf: rwsem_spin_on_owner,
+ * find_get_block_common, recently_deleted). That cost is the same for every tool, so it pulled
+ * every small fs→fs ratio towards 1. Journaled ext4, XFS and the like have no such rule.
+ */
+const INODE_REUSE_WAIT_MS = 61_000;
+const MASS_REMOVAL_FILES = 1_000;
+
 export class Lab {
   private minio?: Emulator;
+  /** fs destinations of the current case, removed by endCase(): see INODE_REUSE_WAIT_MS. */
+  private readonly removeAtCaseEnd: string[] = [];
+  /** When the lab last removed MASS_REMOVAL_FILES or more files from the local disk (epoch ms). */
+  private lastMassRemoval = 0;
   private readonly running = new Set<Emulator>();
   private readonly sources = new Map<string, string>();
   private readonly seeded = new Map<string, string>();
@@ -118,6 +135,7 @@ export class Lab {
   constructor(
     readonly root: string,
     private readonly s3Seed: S3Seed = "aws-cli",
+    private readonly note: (line: string) => void = () => {},
   ) {
     fs.mkdirSync(root, { recursive: true });
     process.on("exit", this.onExit);
@@ -129,7 +147,7 @@ export class Lab {
     let dir = this.sources.get(w.name);
     if (!dir) {
       dir = path.join(this.root, `src-${w.name}`);
-      fs.rmSync(dir, { recursive: true, force: true });
+      this.removeFromDisk(dir);
       writeSource(dir, w);
       this.sources.set(w.name, dir);
     }
@@ -139,7 +157,7 @@ export class Lab {
   /** Drop a workload's local tree and seeded bucket once no route needs them any more. */
   async forget(w: Workload): Promise<void> {
     const dir = this.sources.get(w.name);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) this.removeFromDisk(dir);
     this.sources.delete(w.name);
     const bucket = this.seeded.get(w.name);
     if (bucket && this.minio) await emptyBucket(this.minio, bucket, true);
@@ -149,6 +167,26 @@ export class Lab {
       this.cloudSources.delete(id);
       await this.stopOne(emu);
     }
+  }
+
+  /** Remove a folder on the local disk, noting the time if it held MASS_REMOVAL_FILES files or more. */
+  private removeFromDisk(dir: string): void {
+    const files = fs.existsSync(dir) ? treeTotals(dir).count : 0;
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (files >= MASS_REMOVAL_FILES) this.lastMassRemoval = Date.now();
+  }
+
+  /** Wait until files can be created on the local disk at full speed again (INODE_REUSE_WAIT_MS). */
+  private async settleDisk(): Promise<void> {
+    const left = this.lastMassRemoval + INODE_REUSE_WAIT_MS - Date.now();
+    if (left <= 0) return;
+    this.note(`  waiting ${(left / 1000).toFixed(0)} s: files were removed from the disk less than ${INODE_REUSE_WAIT_MS / 1000} s ago, and ext4 without a journal slows every new file until then`);
+    await new Promise((r) => setTimeout(r, left));
+  }
+
+  /** A case is over: remove the fs destinations its runs left (their `dispose` only queued them). */
+  endCase(): void {
+    for (const dir of this.removeAtCaseEnd.splice(0)) this.removeFromDisk(dir);
   }
 
   private async track<T extends Emulator>(start: () => Promise<T | undefined>, what: string): Promise<T> {
@@ -234,10 +272,15 @@ export class Lab {
     return { cm: dir, rclone: localRemote(dir), sdk: `fs:${dir}`, env: {}, localDir: dir };
   }
 
-  /** A new, empty destination for one run of one tool. */
+  /**
+   * A new, empty destination for one run of one tool. A local folder is removed only by
+   * endCase(), and none is handed out within INODE_REUSE_WAIT_MS of a mass removal, so no run
+   * creates files where ext4 is still holding freed inodes back.
+   */
   async destination(route: RouteName): Promise<Destination> {
     const kind = route.split("-")[1];
     if (kind === "fs") {
+      await this.settleDisk();
       const dir = path.join(this.root, `dst-${++this.seq}`);
       fs.mkdirSync(dir);
       return {
@@ -246,7 +289,7 @@ export class Lab {
         sdk: `fs:${dir}`,
         env: {},
         totals: async () => treeTotals(dir),
-        dispose: async () => fs.rmSync(dir, { recursive: true, force: true }),
+        dispose: async () => void this.removeAtCaseEnd.push(dir),
       };
     }
     if (kind === "s3") {
@@ -355,11 +398,11 @@ let rcloneBin: string | null | undefined;
 /**
  * Before a run: sync, then (as root) drop the page, dentry and inode caches and read back in the
  * tools' own files and `also` (the engine snapshot, a local source), so every run starts from
- * the same, warm state. Without it each run pays for the files the runs before it created and
- * deleted: on this VM, `cp -r` of 10,000 small files took 0.4 s on the first run and 2.5-5.9 s
- * on later ones, all of it kernel time, for every tool alike. (Left cold, the tools' files cost
- * rclone 0.10-0.17 s a run and cloudmigrate 0.06-0.10 s.) Returns whether the caches were
- * dropped (not possible without root).
+ * the same, warm state. (Left cold, the tools' files cost rclone 0.10-0.17 s a run and
+ * cloudmigrate 0.06-0.10 s.) Dropping the caches also shortens ext4's hold on freed inodes (see
+ * INODE_REUSE_WAIT_MS: it checks only inode-table blocks still in memory), but does not end it;
+ * the lab's destinations avoid it instead. Returns whether the caches were dropped (not
+ * possible without root).
  */
 export function calmDisk(also: (string | undefined)[]): boolean {
   syncDisks();

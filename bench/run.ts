@@ -296,7 +296,7 @@ async function main(): Promise<void> {
   if (o.rclone && !rclone) log("rclone not found: its columns will be n/a (apt-get install rclone)");
   if (!hasGnuTime) log("/usr/bin/time not found (apt-get install time): peak RSS is polled from /proc and may miss short peaks");
   const git = gitState();
-  const lab = new Lab(fs.mkdtempSync(path.join(os.tmpdir(), "cloudmigrate-bench-")), o.s3Seed);
+  const lab = new Lab(fs.mkdtempSync(path.join(os.tmpdir(), "cloudmigrate-bench-")), o.s3Seed, log);
   let closing = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (closing) return;
@@ -317,7 +317,10 @@ async function main(): Promise<void> {
   let scale: ScaleResult[] = [];
   try {
     for (const w of o.workloads) {
-      for (const route of o.routes) cases.push(await runCase(lab, w, route, o, Boolean(rclone)));
+      for (const route of o.routes) {
+        cases.push(await runCase(lab, w, route, o, Boolean(rclone)));
+        lab.endCase();
+      }
       await lab.forget(w);
     }
     if (o.scale.length) scale = await scaleBench(lab, o);
