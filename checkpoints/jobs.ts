@@ -2,7 +2,8 @@
  * Where job checkpoints live, how a source/destination pair maps to its job, and the lock that
  * keeps a second process off a running job.
  *
- * Layout: <state-dir>/jobs/<id>.sqlite (+ -wal/-shm), <id>.lock while a process owns it.
+ * Layout: <state-dir>/jobs/<id>.sqlite (+ -wal/-shm), <id>.lock while a process owns it (and,
+ * for an instant while it is taken or removed, <id>.lock.<pid>-<hex> or <id>.lock.gone-<pid>-<hex>).
  * A job id is derived from the pair, so running the same pair again finds its job.
  */
 import fs from "node:fs";
@@ -123,39 +124,90 @@ export class JobDirectory {
   /**
    * Take the job's lock, or refuse if a live process holds it. A lock left by a dead process
    * (kill -9, power loss) is taken over. Returns the release function.
+   *
+   * The lock file appears with its owner's pid already in it (written under a name of its own,
+   * then hard-linked into place), so no one ever reads an empty lock and takes it for a dead
+   * one's. A stale lock is removed only if it is still the file judged stale (see removeIfSame),
+   * so two processes taking over the same stale lock cannot remove each other's new one.
    */
   lock(id: string): () => void {
     fs.mkdirSync(this.dir, { recursive: true });
     const lockFile = path.join(this.dir, `${id}.lock`);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fd = fs.openSync(lockFile, "wx");
-        fs.writeSync(fd, `${process.pid}\n`);
-        fs.closeSync(fd);
-        let released = false;
-        return () => {
-          if (released) return;
-          released = true;
-          try {
-            if (fs.readFileSync(lockFile, "utf8").trim() === String(process.pid)) fs.unlinkSync(lockFile);
-          } catch {
-            /* already gone */
-          }
-        };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        const pid = Number(fs.readFileSync(lockFile, "utf8").trim());
-        if (pid && pid !== process.pid && isAlive(pid)) {
+    const mine = `${lockFile}.${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
+    fs.writeFileSync(mine, `${process.pid}\n`);
+    try {
+      const ino = fs.statSync(mine).ino;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          fs.linkSync(mine, lockFile);
+          return releaseOnce(lockFile, ino);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        }
+        const held = readLock(lockFile);
+        if (!held) continue; // released meanwhile
+        if (held.pid && held.pid !== process.pid && isAlive(held.pid)) {
           throw new MigrateError(
             "ConditionNotMatch",
-            `job ${id} is already running in process ${pid}; wait for it or stop it first`,
+            `job ${id} is already running in process ${held.pid}; wait for it or stop it first`,
             { scope: "run" },
           );
         }
-        fs.rmSync(lockFile, { force: true }); // stale: its owner is gone
+        removeIfSame(lockFile, held.ino); // stale: its owner is gone
       }
+    } finally {
+      fs.rmSync(mine, { force: true });
     }
     throw new MigrateError("Unexpected", `could not take the lock for job ${id}`, { scope: "run" });
+  }
+}
+
+/** The pid in a lock file (0 if unreadable) and its inode; undefined if there is none. */
+function readLock(lockFile: string): { pid: number; ino: number } | undefined {
+  try {
+    const ino = fs.statSync(lockFile).ino;
+    return { pid: Number(fs.readFileSync(lockFile, "utf8").trim()) || 0, ino };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** Remove the lock file taken with inode `ino`, if it is still in place. */
+function releaseOnce(lockFile: string, ino: number): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    removeIfSame(lockFile, ino);
+  };
+}
+
+/**
+ * Remove `lockFile` if it is the file with inode `ino`. It is first renamed to a name of this
+ * process's own (one atomic step that only one process can make for a given file); if what was
+ * moved is another file, a lock someone took in the meantime, it is linked back. A third
+ * process that took the lock in the instant between would make that fail; the moved lock's
+ * owner then runs unguarded. Exported for tests.
+ */
+export function removeIfSame(lockFile: string, ino: number): void {
+  const aside = `${lockFile}.gone-${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
+  try {
+    fs.renameSync(lockFile, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  try {
+    if (fs.statSync(aside).ino !== ino) {
+      try {
+        fs.linkSync(aside, lockFile);
+      } catch {
+        /* see above */
+      }
+    }
+  } finally {
+    fs.rmSync(aside, { force: true });
   }
 }
 

@@ -1,9 +1,10 @@
 import fs from "node:fs";
+import { spawn } from "node:child_process";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { SqliteCheckpoint, CheckpointUnusable, SCHEMA_VERSION } from "../../checkpoints/sqlite.js";
-import { JobDirectory } from "../../checkpoints/jobs.js";
+import { JobDirectory, removeIfSame } from "../../checkpoints/jobs.js";
 import { tempDir } from "../helpers/cli.js";
 import { MigrateError } from "../../src/errors.js";
 
@@ -154,5 +155,56 @@ describe("job directory", () => {
     const again = jobs.lock("abc");
     again();
     release();
+  });
+
+  it("a lock file is never seen without its owner's pid", async () => {
+    const jobs = new JobDirectory(tempDir("jobs"));
+    fs.mkdirSync(jobs.dir, { recursive: true });
+    const lockFile = path.join(jobs.dir, "race.lock");
+    // Another process reads the lock file as fast as it can while this one takes and releases it.
+    const reader = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const fs = require("fs"); let empty = 0, full = 0; process.stdout.write("ready\\n");
+         for (const end = Date.now() + 1500; Date.now() < end; ) {
+           try { fs.readFileSync(process.argv[1], "utf8").trim() ? full++ : empty++; } catch {}
+         }
+         process.stdout.write(JSON.stringify({ empty, full }) + "\\n");`,
+        lockFile,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let out = "";
+    reader.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve) => reader.stdout.once("data", () => resolve()));
+    let cycles = 0;
+    for (const end = Date.now() + 1000; Date.now() < end; cycles++) jobs.lock("race")();
+    await new Promise((resolve) => reader.once("exit", resolve));
+    const seen = JSON.parse(out.trim().split("\n").pop()!) as { empty: number; full: number };
+    expect(cycles).toBeGreaterThan(100);
+    expect(seen.full).toBeGreaterThan(0); // the reader did catch the lock held
+    expect(seen.empty).toBe(0);
+    expect(fs.readdirSync(jobs.dir)).toEqual([]); // no lock, and none of its transient names, left
+  });
+
+  it("a stale lock is removed only while it is still the file judged stale", () => {
+    const jobs = new JobDirectory(tempDir("jobs"));
+    fs.mkdirSync(jobs.dir, { recursive: true });
+    const lockFile = path.join(jobs.dir, "abc.lock");
+    fs.writeFileSync(lockFile, "999999999\n");
+    const stale = fs.statSync(lockFile).ino;
+    // Another process takes the lock over before this one removes the stale file: its new lock
+    // (a new file, so a new inode) must survive this one's removal of the stale one.
+    fs.writeFileSync(lockFile + ".new", `${process.ppid}\n`);
+    fs.renameSync(lockFile + ".new", lockFile);
+    const fresh = fs.statSync(lockFile).ino;
+    expect(fresh).not.toBe(stale);
+    removeIfSame(lockFile, stale);
+    expect(fs.readFileSync(lockFile, "utf8")).toBe(`${process.ppid}\n`);
+    expect(fs.statSync(lockFile).ino).toBe(fresh);
+    expect(() => jobs.lock("abc")).toThrow(/already running in process/);
+    removeIfSame(lockFile, fresh);
+    expect(fs.readdirSync(jobs.dir)).toEqual([]);
   });
 });
