@@ -136,11 +136,9 @@ export class JobDirectory {
     const mine = `${lockFile}.${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
     fs.writeFileSync(mine, `${process.pid}\n`);
     try {
-      const ino = fs.statSync(mine).ino;
       for (let attempt = 0; attempt < 5; attempt++) {
         try {
-          fs.linkSync(mine, lockFile);
-          return releaseOnce(lockFile, ino);
+          return releaseOnce(lockFile, place(mine, lockFile));
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
         }
@@ -162,6 +160,22 @@ export class JobDirectory {
   }
 }
 
+/** Errors of a filesystem that has no hard links. */
+const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
+/** Put `mine` in place as `lockFile` (EEXIST if there is one); the lock's inode. */
+function place(mine: string, lockFile: string): number {
+  try {
+    fs.linkSync(mine, lockFile);
+    return fs.statSync(mine).ino;
+  } catch (err) {
+    if (!NO_LINKS.has((err as NodeJS.ErrnoException).code ?? "")) throw err;
+  }
+  // No hard links here: create it exclusively, then fill it (empty for an instant, as before).
+  fs.copyFileSync(mine, lockFile, fs.constants.COPYFILE_EXCL);
+  return fs.statSync(lockFile).ino;
+}
+
 /** The pid in a lock file (0 if unreadable) and its inode; undefined if there is none. */
 function readLock(lockFile: string): { pid: number; ino: number } | undefined {
   try {
@@ -173,13 +187,17 @@ function readLock(lockFile: string): { pid: number; ino: number } | undefined {
   }
 }
 
-/** Remove the lock file taken with inode `ino`, if it is still in place. */
+/** Remove the lock file taken with inode `ino`, if it is still in place; never throws. */
 function releaseOnce(lockFile: string, ino: number): () => void {
   let released = false;
   return () => {
     if (released) return;
     released = true;
-    removeIfSame(lockFile, ino);
+    try {
+      removeIfSame(lockFile, ino);
+    } catch {
+      /* left behind: the next run takes it over as stale */
+    }
   };
 }
 
