@@ -133,7 +133,7 @@ export class JobDirectory {
   lock(id: string): () => void {
     fs.mkdirSync(this.dir, { recursive: true });
     const lockFile = path.join(this.dir, `${id}.lock`);
-    const mine = `${lockFile}.${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
+    const mine = ownName(lockFile, "");
     fs.writeFileSync(mine, `${process.pid}\n`);
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
@@ -159,6 +159,9 @@ export class JobDirectory {
     throw new MigrateError("Unexpected", `could not take the lock for job ${id}`, { scope: "run" });
   }
 }
+
+/** A name beside `lockFile` that no other process (or call) uses: `<lock>.<tag><pid>-<hex>`. */
+const ownName = (lockFile: string, tag: string): string => `${lockFile}.${tag}${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
 
 /** Errors of a filesystem that has no hard links. */
 const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
@@ -209,7 +212,7 @@ function releaseOnce(lockFile: string, ino: number): () => void {
  * owner then runs unguarded. Exported for tests.
  */
 export function removeIfSame(lockFile: string, ino: number): void {
-  const aside = `${lockFile}.gone-${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
+  const aside = ownName(lockFile, "gone-");
   try {
     fs.renameSync(lockFile, aside);
   } catch (err) {
