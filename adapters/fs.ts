@@ -13,6 +13,7 @@ import { Readable, Transform } from "node:stream";
 import type { Adapter, ByteRange, Capabilities, FileHandoff, Location, MultipartSteps, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "./types.js";
 import { MigrateError, toMigrateError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
+import { flatten } from "../src/listing.js";
 import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js";
 import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
 import { TEMP_PREFIX, tempNameFor } from "./fs-names.js";
@@ -110,9 +111,14 @@ export class FsAdapter implements Adapter {
     return undefined;
   }
 
-  async *list(prefix = ""): AsyncIterable<ObjectInfo> {
+  list(prefix = ""): AsyncIterable<ObjectInfo> {
+    return flatten(this.listPages(prefix));
+  }
+
+  /** Pages are runs of files of one folder, between its subfolders. */
+  listPages(prefix = ""): AsyncIterable<ObjectInfo[]> {
     const start = prefix ? path.join(this.root, ...prefix.split("/")) : this.root;
-    yield* this.walk(start, prefix ? prefix + "/" : "", this.listDir(start));
+    return this.walk(start, prefix ? prefix + "/" : "", this.listDir(start));
   }
 
   /** A folder's entries, read (and its files stat'ed) by one worker call ahead of any copying queued. */
@@ -125,11 +131,12 @@ export class FsAdapter implements Adapter {
   }
 
   /**
-   * Depth-first walk in key order: entries sorted as "name" for files and "name/" for folders.
+   * Depth-first walk in key order, in pages (see listPages): entries sorted as "name" for files
+   * and "name/" for folders.
    * The next LIST_AHEAD subfolders of a folder are read while the walk is in the ones before
    * them, so a copy running alongside is not kept waiting on one listing call at a time.
    */
-  private async *walk(dir: string, keyPrefix: string, listing: Promise<DirEntry[]>): AsyncGenerator<ObjectInfo> {
+  private async *walk(dir: string, keyPrefix: string, listing: Promise<DirEntry[]>): AsyncGenerator<ObjectInfo[]> {
     const entries = await listing;
     const sorted = entries.map((e) => ({ e, sortKey: e.dir ? e.name + "/" : e.name }));
     sorted.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
@@ -143,17 +150,21 @@ export class FsAdapter implements Adapter {
         ahead.set(subdirs[next], p);
       }
     };
+    let files: ObjectInfo[] = [];
     for (const { e } of sorted) {
       if (!e.dir) {
-        yield { key: keyPrefix + e.name, size: e.size, mtime: Math.floor(e.mtimeMs) };
+        files.push({ key: keyPrefix + e.name, size: e.size, mtime: Math.floor(e.mtimeMs) });
         continue;
       }
+      if (files.length) yield files;
+      files = [];
       readAhead();
       const p = ahead.get(e.name)!;
       ahead.delete(e.name);
       readAhead();
       yield* this.walk(path.join(dir, e.name), keyPrefix + e.name + "/", p);
     }
+    if (files.length) yield files;
   }
 
   async stat(key: string): Promise<ObjectInfo> {

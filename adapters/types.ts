@@ -181,6 +181,12 @@ export interface Adapter {
    */
   list(prefix?: string): AsyncIterable<ObjectInfo>;
 
+  /**
+   * Optional: the same listing as `list`, in pages (arrays, possibly empty), each in key order
+   * and after the one before. For long listings: one await per page instead of per object.
+   */
+  listPages?(prefix?: string): AsyncIterable<ObjectInfo[]>;
+
   /** One object's info, or a NotFound error. */
   stat(key: string): Promise<ObjectInfo>;
 

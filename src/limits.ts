@@ -10,6 +10,7 @@ import type { Adapter, MultipartSteps, ObjectInfo, ObjectStream } from "../adapt
 import { toMigrateError } from "./errors.js";
 import { backoffDelay, sleep, withRetry, type RetryPolicy } from "./retry.js";
 import { compareKeys } from "./keys.js";
+import { flatten, listPagesOf } from "./listing.js";
 
 /** Tokens refill continuously at `rate` per second, up to one second's worth. */
 export class TokenBucket {
@@ -122,17 +123,20 @@ function throttleStream(bucket: TokenBucket): Transform {
  * A listing that survives temporary errors: it lists again after a backoff and skips the keys it
  * already yielded (listings come in key order), so a reset mid-listing does not end the run.
  */
-async function* retryingList(inner: Adapter, prefix: string | undefined, policy: RetryPolicy, pace: () => Promise<void> | undefined): AsyncGenerator<ObjectInfo> {
+async function* retryingPages(inner: Adapter, prefix: string | undefined, policy: RetryPolicy, pace: () => Promise<void> | undefined): AsyncGenerator<ObjectInfo[]> {
   let last: string | undefined;
   let failures = 0;
   for (;;) {
     try {
       await pace();
-      for await (const o of inner.list(prefix)) {
-        if (last !== undefined && compareKeys(o.key, last) <= 0) continue;
-        last = o.key;
+      for await (const page of listPagesOf(inner, prefix)) {
+        if (!page.length) continue;
+        // Only a listing started again can repeat keys, and then from its start.
+        const fresh = last !== undefined && compareKeys(page[0].key, last) <= 0 ? page.filter((o) => compareKeys(o.key, last!) > 0) : page;
         failures = 0;
-        yield o;
+        if (!fresh.length) continue;
+        last = fresh[fresh.length - 1].key;
+        yield fresh;
       }
       return;
     } catch (raw) {
@@ -176,7 +180,8 @@ export function withLimits(inner: Adapter, s: LimitSettings): Adapter & { readon
     display: inner.display,
     capabilities: inner.capabilities,
     concurrency: gate,
-    list: (prefix) => retryingList(inner, prefix, s.retry, () => tps?.take(1)),
+    list: (prefix) => flatten(retryingPages(inner, prefix, s.retry, () => tps?.take(1))),
+    listPages: (prefix) => retryingPages(inner, prefix, s.retry, () => tps?.take(1)),
     stat: (key) => request(() => inner.stat(key)),
     // A read holds its slot until the stream is done with (or arrived whole).
     read: async (key, range) => {

@@ -11,6 +11,7 @@ import type { Action, CheckpointStore, JobOptions, PlanRow } from "../checkpoint
 import { compareKeys } from "./keys.js";
 import { MigrateError } from "./errors.js";
 import { readAhead } from "./readahead.js";
+import { listPagesOf } from "./listing.js";
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from "./retry.js";
 
 export type CompareMode = JobOptions["compare"];
@@ -59,43 +60,108 @@ export function compareObjects(src: Side, dst: Side, mode: CompareMode): Decisio
   };
 }
 
-/** Pairs of objects with the same key, or one side alone, in key order. */
-export async function* mergeJoin(
-  src: AsyncIterable<ObjectInfo>,
-  dst: AsyncIterable<ObjectInfo>,
-): AsyncGenerator<{ src?: ObjectInfo; dst?: ObjectInfo }> {
-  const si = ordered(src, "source")[Symbol.asyncIterator]();
-  const di = ordered(dst, "destination")[Symbol.asyncIterator]();
-  let s = await si.next();
-  let d = await di.next();
-  while (!s.done || !d.done) {
-    if (d.done || (!s.done && compareKeys(s.value.key, d.value.key) < 0)) {
-      yield { src: s.value as ObjectInfo };
-      s = await si.next();
-    } else if (s.done || compareKeys(s.value.key, d.value.key) > 0) {
-      yield { dst: d.value };
-      d = await di.next();
-    } else {
-      yield { src: s.value, dst: d.value };
-      [s, d] = await Promise.all([si.next(), di.next()]);
+export interface Pair {
+  src?: ObjectInfo;
+  dst?: ObjectInfo;
+}
+
+/**
+ * Pairs of objects with the same key, or one side alone, in key order, from listings in pages;
+ * a batch at a time (what both sides' current pages decide).
+ */
+export async function* mergeJoin(src: AsyncIterable<ObjectInfo[]>, dst: AsyncIterable<ObjectInfo[]>): AsyncGenerator<Pair[]> {
+  const s = new PageCursor(src, "source");
+  const d = new PageCursor(dst, "destination");
+  try {
+    for (;;) {
+      await Promise.all([s.fill(), d.fill()]);
+      if (s.ended && d.ended) return;
+      const pairs: Pair[] = [];
+      // Until a side that has more runs out of its page.
+      for (;;) {
+        const a = s.head;
+        const b = d.head;
+        if ((a === undefined && !s.ended) || (b === undefined && !d.ended) || (a === undefined && b === undefined)) break;
+        const order = a === undefined ? 1 : b === undefined ? -1 : compareKeys(a.key, b.key);
+        if (order < 0) {
+          pairs.push({ src: a });
+          s.next();
+        } else if (order > 0) {
+          pairs.push({ dst: b });
+          d.next();
+        } else {
+          pairs.push({ src: a, dst: b });
+          s.next();
+          d.next();
+        }
+      }
+      if (pairs.length) yield pairs;
     }
+  } finally {
+    // Stopped early, or failed: the listings (and their read-ahead) stop too.
+    await Promise.all([s.close(), d.close()]);
   }
 }
 
-/** Pass a listing through, failing loudly if it is ever out of order (the join relies on it). */
-async function* ordered(it: AsyncIterable<ObjectInfo>, side: string): AsyncGenerator<ObjectInfo> {
-  let prev: string | undefined;
-  for await (const o of it) {
-    if (prev !== undefined && compareKeys(prev, o.key) >= 0) {
-      throw new MigrateError("Unexpected", `${side} listing is not in key order ("${prev}" before "${o.key}")`, { scope: "run" });
+/** A position in a paged listing, failing loudly if the listing is ever out of order (the join relies on it). */
+class PageCursor {
+  private readonly it: AsyncIterator<ObjectInfo[]>;
+  private page: ObjectInfo[] = [];
+  private at = 0;
+  private last?: string;
+  ended = false;
+
+  constructor(
+    pages: AsyncIterable<ObjectInfo[]>,
+    private readonly side: string,
+  ) {
+    this.it = pages[Symbol.asyncIterator]();
+  }
+
+  /** The current object; undefined when the page is used up (fill() loads the next) or the listing ended. */
+  get head(): ObjectInfo | undefined {
+    return this.page[this.at];
+  }
+
+  /** Load pages until there is a current object or the listing has ended. */
+  async fill(): Promise<void> {
+    while (!this.ended && this.at >= this.page.length) {
+      const n = await this.it.next();
+      if (n.done) {
+        this.ended = true;
+        return;
+      }
+      this.page = n.value;
+      this.at = 0;
+      if (this.page.length && this.last !== undefined) this.check(this.last, this.page[0].key);
     }
-    prev = o.key;
-    yield o;
+  }
+
+  /** Stop the listing, if it has not ended. */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await this.it.return?.();
+  }
+
+  /** Move past the current object. */
+  next(): void {
+    const key = this.page[this.at++].key;
+    if (this.at < this.page.length) this.check(key, this.page[this.at].key);
+    else this.last = key;
+  }
+
+  private check(prev: string, key: string): void {
+    if (compareKeys(prev, key) >= 0) {
+      throw new MigrateError("Unexpected", `${this.side} listing is not in key order ("${prev}" before "${key}")`, { scope: "run" });
+    }
   }
 }
 
 export type KeyFilter = (key: string) => boolean;
 
+/** Listing pages read ahead of the join, per side (a service's page is about 1,000 objects). */
+const READ_AHEAD_PAGES = 8;
 /** Decisions in flight at once while planning. */
 const DECISION_WINDOW = 64;
 /** Rows in the first transaction: a copier running alongside starts after these. */
@@ -175,29 +241,31 @@ export async function plan(input: PlanInput): Promise<boolean> {
   const take = async () => {
     add(await window.shift()!);
   };
-  const srcList = readAhead(source.list(), 2000);
-  const dstList = readAhead(destination.list(), 2000);
-  for await (const pair of mergeJoin(srcList, dstList)) {
-    const key = (pair.src ?? pair.dst)!.key;
-    if (!keep(key)) continue;
-    if (resumeAfter !== undefined && compareKeys(key, resumeAfter) <= 0) continue;
-    // Most rows need no request: with no decision in flight ahead of them, they skip the window.
-    const now = decideNow(pair, source, destination, options);
-    if (now && !window.length) {
-      if (add(now) && input.shouldStop?.()) return false;
-      continue;
-    }
-    const decision = now
-      ? Promise.resolve(now)
-      : withRetry(input.retry ?? defaultRetryPolicy, () => decideWithRequests(pair.src!, pair.dst!, source, destination, options));
-    decision.catch(() => undefined); // awaited in order below; don't report it unhandled meanwhile
-    window.push(decision);
-    if (window.length >= DECISION_WINDOW) {
-      await take();
-      if (input.shouldStop?.()) {
-        while (window.length) await take();
-        flush();
-        return false;
+  const srcList = readAhead(listPagesOf(source), READ_AHEAD_PAGES);
+  const dstList = readAhead(listPagesOf(destination), READ_AHEAD_PAGES);
+  for await (const pairs of mergeJoin(srcList, dstList)) {
+    for (const pair of pairs) {
+      const key = (pair.src ?? pair.dst)!.key;
+      if (!keep(key)) continue;
+      if (resumeAfter !== undefined && compareKeys(key, resumeAfter) <= 0) continue;
+      // Most rows need no request: with no decision in flight ahead of them, they skip the window.
+      const now = decideNow(pair, source, destination, options);
+      if (now && !window.length) {
+        if (add(now) && input.shouldStop?.()) return false;
+        continue;
+      }
+      const decision = now
+        ? Promise.resolve(now)
+        : withRetry(input.retry ?? defaultRetryPolicy, () => decideWithRequests(pair.src!, pair.dst!, source, destination, options));
+      decision.catch(() => undefined); // awaited in order below; don't report it unhandled meanwhile
+      window.push(decision);
+      if (window.length >= DECISION_WINDOW) {
+        await take();
+        if (input.shouldStop?.()) {
+          while (window.length) await take();
+          flush();
+          return false;
+        }
       }
     }
   }

@@ -51,6 +51,7 @@ import {
 import { uploadObject } from "./upload.js";
 import { gcsMultipart } from "./multipart.js";
 import { listPages } from "./list.js";
+import { flatten } from "../../src/listing.js";
 
 const MiB = 1024 * 1024;
 
@@ -169,16 +170,22 @@ export class GcsAdapter implements Adapter {
     return nameProblem(this.base + key);
   }
 
-  async *list(prefix = ""): AsyncIterable<ObjectInfo> {
+  list(prefix = ""): AsyncIterable<ObjectInfo> {
+    return flatten(this.listPages(prefix));
+  }
+
+  async *listPages(prefix = ""): AsyncIterable<ObjectInfo[]> {
     const p = prefix.replace(/^\/+|\/+$/g, "");
     const full = this.base + (p ? p + "/" : "");
     const hideParts = this.base === "" && (full === "" || full.startsWith(PARTS_ROOT));
     for await (const page of listPages(this.http, this.bucket, full, OBJECT_FIELDS)) {
+      const infos: ObjectInfo[] = [];
       for (const o of page) {
         if (o.name.endsWith("/") && Number(o.size ?? 0) === 0) continue; // folder marker
         if (hideParts && o.name.startsWith(PARTS_ROOT)) continue;
-        yield toObjectInfo(o, o.name.slice(this.base.length));
+        infos.push(toObjectInfo(o, o.name.slice(this.base.length)));
       }
+      yield infos;
     }
   }
 

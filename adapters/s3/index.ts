@@ -16,7 +16,8 @@ import { mapS3Error } from "./errors.js";
 import { BodyTooLong, DirectUnsupported, wholeReadTarget } from "../http-into.js";
 import { Md5Feed } from "../../src/hash-thread.js";
 import { fillFrom } from "../../src/fill.js";
-import { listObjects } from "./lister.js";
+import { listObjectPages } from "./lister.js";
+import { flatten } from "../../src/listing.js";
 import { cleanEtag, infoFromHeaders, multipartEtag, type S3ReadHeaders } from "./meta.js";
 import { MAX_SINGLE_PUT, S3Writer } from "./writer.js";
 
@@ -74,8 +75,12 @@ export class S3Adapter implements Adapter {
   }
 
   list(prefix = ""): AsyncIterable<ObjectInfo> {
+    return flatten(this.listPages(prefix));
+  }
+
+  listPages(prefix = ""): AsyncIterable<ObjectInfo[]> {
     const sub = trimSlashes(prefix);
-    return listObjects({
+    return listObjectPages({
       client: this.client,
       bucket: this.bucket,
       listPrefix: this.base + (sub ? `${sub}/` : ""),

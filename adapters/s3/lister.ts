@@ -40,7 +40,8 @@ function toInfo(o: _Object, raw: string, strip: string): ObjectInfo | undefined 
   return info;
 }
 
-export async function* listObjects(t: ListTarget): AsyncGenerator<ObjectInfo> {
+/** The objects under `t.listPrefix`, a service page at a time. */
+export async function* listObjectPages(t: ListTarget): AsyncGenerator<ObjectInfo[]> {
   let token: string | undefined;
   do {
     let page;
@@ -59,13 +60,15 @@ export async function* listObjects(t: ListTarget): AsyncGenerator<ObjectInfo> {
     }
     // MinIO and AWS echo EncodingType when they applied it; decode only then.
     const encoded = page.EncodingType === "url";
+    const infos: ObjectInfo[] = [];
     for (const o of page.Contents ?? []) {
       if (o.Key === undefined) continue;
       const raw = encoded ? decodeListedKey(o.Key) : o.Key;
       if (!raw.startsWith(t.stripPrefix)) continue;
       const info = toInfo(o, raw, t.stripPrefix);
-      if (info) yield info;
+      if (info) infos.push(info);
     }
+    yield infos;
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
 }

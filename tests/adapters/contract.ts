@@ -141,6 +141,12 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       expect(listed).toEqual([...keys].sort(compareKeys));
       expect((await collect(a.list("a"))).map((o) => o.key)).toEqual(["a/x", "a/y/z", "a/y0", "a/\uFFFD", "a/😀"].sort(compareKeys));
       expect(await collect(a.list("missing"))).toEqual([]);
+      if (a.listPages) {
+        const paged = async (prefix?: string) => (await collect(a.listPages!(prefix))).flat().map((o) => o.key);
+        expect(await paged()).toEqual([...keys].sort(compareKeys));
+        expect(await paged("a")).toEqual(["a/x", "a/y/z", "a/y0", "a/\uFFFD", "a/😀"].sort(compareKeys));
+        expect(await paged("missing")).toEqual([]);
+      }
     });
 
     it("a location's prefix is a folder: s3://b/a never lists b/ab/…", async (ctx) => {
@@ -164,6 +170,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       const listed = (await collect(a.list())).map((o) => o.key);
       expect(listed.length).toBe(n);
       expect(listed).toEqual(keys);
+      if (a.listPages) expect((await collect(a.listPages())).flat().map((o) => o.key)).toEqual(keys);
     }, 120_000);
 
     it("keeps odd keys exactly: spaces, unicode NFC vs NFD, + % # ? & = @ :, dots", async (ctx) => {

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { adapterContract } from "./contract.js";
 import { FsAdapter } from "../../adapters/fs.js";
+import type { ObjectInfo } from "../../adapters/types.js";
 import { parseLocation } from "../../adapters/index.js";
 import { describe, expect, it } from "vitest";
 import { crc32cBase64 } from "../../src/hashing.js";
@@ -109,6 +110,15 @@ describe("fs listing", () => {
     const under: string[] = [];
     for await (const o of new FsAdapter(parseLocation(root)).list("a")) under.push(o.key);
     expect(under).toEqual(keys.filter((k) => k.startsWith("a/")).sort(compareKeys));
+    // In pages: runs of one folder's files, none empty.
+    const pages: ObjectInfo[][] = [];
+    for await (const p of new FsAdapter(parseLocation(root)).listPages()) pages.push(p);
+    expect(pages.flat().map((o) => o.key)).toEqual([...keys].sort(compareKeys));
+    for (const p of pages) {
+      expect(p.length).toBeGreaterThan(0);
+      expect(new Set(p.map((o) => path.posix.dirname(o.key))).size).toBe(1);
+    }
+    expect(pages.filter((p) => p.length > 1).length).toBeGreaterThan(0);
   });
 });
 

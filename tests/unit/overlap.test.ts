@@ -27,6 +27,7 @@ function pausingSource(dir: string, pauseAfter: number): Adapter & { resume(): v
   return Object.assign(Object.create(inner) as Adapter, {
     resume,
     paused,
+    listPages: undefined, // the planner lists through list() below, one object at a time
     async *list(prefix?: string): AsyncGenerator<ObjectInfo> {
       let n = 0;
       for await (const o of inner.list(prefix)) {

@@ -62,22 +62,43 @@ describe("compare rules", () => {
   });
 });
 
+/** `keys` as a listing in pages of the given sizes (the last size repeats). */
+async function* pages(keys: string[], sizes: number[] = [2]): AsyncGenerator<ObjectInfo[]> {
+  for (let i = 0, n = 0; i < keys.length; n++) {
+    const size = sizes[Math.min(n, sizes.length - 1)];
+    yield keys.slice(i, i + size).map((key) => ({ key, size: key.length }));
+    i += size;
+  }
+}
+
+/** The pairs mergeJoin gives, one after another, as [src key, dst key]. */
+async function joined(src: AsyncIterable<ObjectInfo[]>, dst: AsyncIterable<ObjectInfo[]>): Promise<[string | null, string | null][]> {
+  return (await collect(mergeJoin(src, dst))).flat().map((p) => [p.src?.key ?? null, p.dst?.key ?? null]);
+}
+
 describe("merge-join", () => {
-  it("pairs equal keys and passes one-sided keys through, in order", async () => {
-    const out = await collect(mergeJoin(listing(["a", "b", "d"]), listing(["b", "c", "d", "e"])));
-    expect(out.map((p) => [p.src?.key ?? null, p.dst?.key ?? null])).toEqual([
+  it("pairs equal keys and passes one-sided keys through, in order, across page boundaries", async () => {
+    const want = [
       ["a", null],
       ["b", "b"],
       [null, "c"],
       ["d", "d"],
       [null, "e"],
-    ]);
+    ];
+    for (const [s, d] of [
+      [[1], [1]],
+      [[2], [3]],
+      [[3], [1, 0, 2]], // an empty page in the middle
+      [[100], [100]],
+    ]) {
+      expect(await joined(pages(["a", "b", "d"], s), pages(["b", "c", "d", "e"], d))).toEqual(want);
+    }
   });
 
   it("handles empty sides", async () => {
-    expect(await collect(mergeJoin(listing([]), listing([])))).toEqual([]);
-    expect((await collect(mergeJoin(listing(["x"]), listing([])))).map((p) => p.src?.key)).toEqual(["x"]);
-    expect((await collect(mergeJoin(listing([]), listing(["y"])))).map((p) => p.dst?.key)).toEqual(["y"]);
+    expect(await joined(pages([]), pages([]))).toEqual([]);
+    expect(await joined(pages(["x"]), pages([]))).toEqual([["x", null]]);
+    expect(await joined(pages([]), pages(["y"]))).toEqual([[null, "y"]]);
   });
 
   it("orders keys by UTF-8 bytes, not UTF-16 units", async () => {
@@ -85,12 +106,30 @@ describe("merge-join", () => {
     const sorted = [...keys].sort(compareKeys);
     expect(sorted).toEqual(["Z", "a", "a-c", "a/b", "é", "\uFFFD", "😀"]);
     expect(sorted).toEqual([...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
-    const out = await collect(mergeJoin(listing(sorted), listing(sorted)));
-    expect(out.every((p) => p.src && p.dst)).toBe(true);
+    const out = await joined(pages(sorted, [3]), pages(sorted, [2]));
+    expect(out).toEqual(sorted.map((k) => [k, k]));
   });
 
-  it("refuses an out-of-order listing instead of planning wrongly", async () => {
-    await expect(collect(mergeJoin(listing(["b", "a"]), listing([])))).rejects.toThrow(/not in key order/);
+  it("refuses an out-of-order listing, within a page or across two, instead of planning wrongly", async () => {
+    await expect(joined(pages(["b", "a"], [2]), pages([]))).rejects.toThrow(/source listing is not in key order \("b" before "a"\)/);
+    await expect(joined(pages(["b", "a"], [1]), pages([]))).rejects.toThrow(/source listing is not in key order/);
+    await expect(joined(pages(["a", "c"]), pages(["a", "b", "b"], [2]))).rejects.toThrow(/destination listing is not in key order \("b" before "b"\)/);
+  });
+
+  it("stops both listings when its consumer stops early", async () => {
+    const closed: string[] = [];
+    async function* tracked(side: string): AsyncGenerator<ObjectInfo[]> {
+      try {
+        for (let i = 0; ; i++) yield [{ key: `k${String(i).padStart(6, "0")}`, size: 1 }];
+      } finally {
+        closed.push(side);
+      }
+    }
+    for await (const batch of mergeJoin(tracked("src"), tracked("dst"))) {
+      expect(batch[0].src?.key).toBe("k000000");
+      break;
+    }
+    expect(closed.sort()).toEqual(["dst", "src"]);
   });
 
   it("read-ahead keeps order and propagates errors", async () => {
