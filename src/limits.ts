@@ -127,12 +127,17 @@ async function* retryingPages(inner: Adapter, prefix: string | undefined, policy
   let last: string | undefined;
   let failures = 0;
   for (;;) {
+    // A listing started again gives the keys up to `last` again: skipped until it is past them.
+    let skipThrough = last;
     try {
       await pace();
       for await (const page of listPagesOf(inner, prefix)) {
-        if (!page.length) continue;
-        // Only a listing started again can repeat keys, and then from its start.
-        const fresh = last !== undefined && compareKeys(page[0].key, last) <= 0 ? page.filter((o) => compareKeys(o.key, last!) > 0) : page;
+        let fresh = page;
+        if (skipThrough !== undefined) {
+          const through = skipThrough;
+          fresh = page.filter((o) => compareKeys(o.key, through) > 0);
+          if (fresh.length) skipThrough = undefined;
+        }
         failures = 0;
         if (!fresh.length) continue;
         last = fresh[fresh.length - 1].key;

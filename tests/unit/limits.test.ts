@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { AdaptiveLimit, TokenBucket } from "../../src/limits.js";
+import { AdaptiveLimit, TokenBucket, withLimits } from "../../src/limits.js";
+import type { Adapter, ObjectInfo } from "../../adapters/types.js";
+import { MigrateError } from "../../src/errors.js";
+import { collect } from "../helpers/streams.js";
 import { ByteBudget } from "../../src/memory.js";
 import { choosePartSize } from "../../src/multipart.js";
 
@@ -82,5 +85,37 @@ describe("part size", () => {
   it("grows parts so a 50 GiB object fits in 10,000", () => {
     const p = choosePartSize(50 * 2 ** 30, 8 * 2 ** 20, s3);
     expect(Math.ceil((50 * 2 ** 30) / p)).toBeLessThanOrEqual(10_000);
+  });
+});
+
+describe("listing through the limits", () => {
+  const settings = { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, maxInFlight: 4 };
+  /** An adapter whose listing gives `keys` a page of two at a time, failing once after `failAfter` pages. */
+  function lister(keys: string[], failAfter?: number): Adapter & { listings: number } {
+    const self = {
+      listings: 0,
+      display: "fake",
+      capabilities: {} as Adapter["capabilities"],
+      async *listPages(): AsyncGenerator<ObjectInfo[]> {
+        const run = self.listings++;
+        for (let i = 0, pages = 0; i < keys.length; i += 2, pages++) {
+          if (run === 0 && pages === failAfter) throw new MigrateError("Unexpected", "connection reset", { temporary: true });
+          yield keys.slice(i, i + 2).map((key) => ({ key, size: 1 }));
+        }
+      },
+    };
+    return self as unknown as Adapter & { listings: number };
+  }
+
+  it("lists again after a temporary error, giving each key once", async () => {
+    const inner = lister(["a", "b", "c", "d", "e"], 2);
+    const keys = (await collect(withLimits(inner, settings).list())).map((o) => o.key);
+    expect(keys).toEqual(["a", "b", "c", "d", "e"]);
+    expect(inner.listings).toBe(2);
+  });
+
+  it("passes an out-of-order listing on as it is, for the planner to refuse, rather than dropping keys", async () => {
+    const pages = await collect(withLimits(lister(["b", "c", "a"]), settings).listPages!());
+    expect(pages.flat().map((o) => o.key)).toEqual(["b", "c", "a"]);
   });
 });
