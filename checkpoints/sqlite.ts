@@ -31,6 +31,8 @@ const UPGRADES: Record<number, string> = {
   1: "ALTER TABLE uploads ADD COLUMN part_checksum TEXT;",
 };
 export const APP_ID = "cloudmigrate";
+/** Planned rows held for claim at most (beyond this, claims read them from the table). */
+const FRESH_MAX = 8192;
 
 /** A checkpoint file we must not use; the message says why and what to do. */
 export class CheckpointUnusable extends Error {}
@@ -230,7 +232,15 @@ function readJob(db: Database.Database): JobRecord {
 
 export class SqliteCheckpoint implements CheckpointStore {
   private readonly db: Database.Database;
+  /** The last row claim handed out: later claims take rows after it. */
   private cursor = 0;
+  /**
+   * While `tracking`, the pending rows after the cursor are exactly `fresh`: the rows this store
+   * planned since a claim found the table empty beyond the cursor. A claim then takes them from
+   * here instead of reading back what was just written (most of a claim's cost).
+   */
+  private tracking = false;
+  private fresh: WorkItem[] = [];
   job: JobRecord;
 
   private readonly st: ReturnType<SqliteCheckpoint["prepare"]>;
@@ -327,12 +337,27 @@ export class SqliteCheckpoint implements CheckpointStore {
 
   addPlanRows(rows: PlanRow[]): void {
     const insert = this.st.insert;
+    const added: WorkItem[] = [];
+    const track = this.tracking;
     this.db.transaction(() => {
       for (const r of rows) {
         const state = r.error ? "failed" : isWork(r.action) ? "pending" : "done";
-        insert.run(r.key, r.action, r.reason, r.size, r.mtime ?? null, r.md5 ?? null, state, r.error ?? null);
+        const done = insert.run(r.key, r.action, r.reason, r.size, r.mtime ?? null, r.md5 ?? null, state, r.error ?? null);
+        if (track && state === "pending" && done.changes === 1) {
+          added.push({ id: Number(done.lastInsertRowid), key: r.key, action: r.action, size: r.size, mtime: r.mtime, md5: r.md5, attempts: 0 });
+        }
       }
     })();
+    // Committed: claim may hand these out without reading them back.
+    if (!track) return;
+    if (this.fresh.length + added.length > FRESH_MAX) this.untrack();
+    else for (const item of added) this.fresh.push(item);
+  }
+
+  /** Claims read from the table again (from the cursor), until one finds nothing beyond what it took. */
+  private untrack(): void {
+    this.tracking = false;
+    this.fresh = [];
   }
 
   finishPlan(): void {
@@ -346,6 +371,7 @@ export class SqliteCheckpoint implements CheckpointStore {
       this.db.prepare("UPDATE job SET plan_complete = 0, status = 'planning', updated_at = ?").run(Date.now());
     })();
     this.cursor = 0;
+    this.untrack();
     this.job = readJob(this.db);
   }
 
@@ -357,6 +383,7 @@ export class SqliteCheckpoint implements CheckpointStore {
   requeueFailed(): void {
     this.db.prepare("UPDATE objects SET state = 'pending' WHERE state = 'failed'").run();
     this.cursor = 0;
+    this.untrack();
   }
 
   /** Marks the start of a run: counts it, and keeps the job's status current. */
@@ -366,8 +393,16 @@ export class SqliteCheckpoint implements CheckpointStore {
   }
 
   claim(limit: number): WorkItem[] {
+    if (this.tracking) {
+      const items = this.fresh.length <= limit ? this.fresh : this.fresh.slice(0, limit);
+      this.fresh = items === this.fresh ? [] : this.fresh.slice(limit);
+      if (items.length) this.cursor = items[items.length - 1].id;
+      return items;
+    }
     const rows = this.st.claim.all(this.cursor, limit) as ClaimedRow[];
     if (rows.length) this.cursor = rows[rows.length - 1][0];
+    // None left beyond the cursor: from now on the pending rows beyond it are the ones planned next.
+    if (rows.length < limit) this.tracking = true;
     return rows.map(([id, key, action, size, mtime, md5, attempts]) => ({
       id,
       key,

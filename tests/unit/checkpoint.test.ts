@@ -4,6 +4,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { SqliteCheckpoint, CheckpointUnusable, SCHEMA_VERSION } from "../../checkpoints/sqlite.js";
+import type { PlanRow, WorkItem } from "../../checkpoints/types.js";
 import { JobDirectory, removeIfSame } from "../../checkpoints/jobs.js";
 import { tempDir } from "../helpers/cli.js";
 import { MigrateError } from "../../src/errors.js";
@@ -44,6 +45,68 @@ describe("sqlite checkpoint", () => {
     const rows = [...again.rows()];
     expect(rows.map((r) => [r.key, r.state])).toEqual([["a", "done"], ["b", "done"], ["c", "pending"], ["d", "pending"]]);
     again.close();
+  });
+
+  it("claims taken while rows are still being planned hand out every pending row once, in order, as stored", () => {
+    // Random plan batches (some keys planned twice, some rows not work, some refused) between
+    // random claims and failures, past the number of planned rows a store holds for claims.
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let round = 0; round < 3; round++) {
+      const { file, store } = newStore();
+      const claimed: WorkItem[] = [];
+      let next = 0;
+      const claim = () => {
+        const got = store.claim(1 + rand(700));
+        claimed.push(...got);
+        if (got.length && rand(5) === 0) store.fail(got[0].id, "boom");
+        return got;
+      };
+      while (next < 30_000) {
+        const n = 1 + rand(3000);
+        const rows: PlanRow[] = [];
+        for (let i = 0; i < n; i++, next++) {
+          const key = `k${String(next).padStart(6, "0")}`;
+          const kind = rand(10);
+          rows.push(
+            kind === 0
+              ? { key, action: "skip", reason: "same", size: 1 }
+              : kind === 1
+                ? { key, action: "copy", reason: "refused", size: 1, error: "cannot exist" }
+                : { key, action: kind === 2 ? "delete" : "copy", reason: "r", size: next, mtime: kind === 3 ? undefined : next * 10, md5: kind === 4 ? "ab" : undefined },
+          );
+          if (rand(50) === 0) rows.push({ key, action: "update", reason: "planned again: ignored", size: 0 });
+        }
+        store.addPlanRows(rows);
+        // Often all the way (the claims then keep up with the plan), else a few or none.
+        if (rand(2) === 0) while (claim().length);
+        else for (let c = rand(3); c > 0; c--) claim();
+      }
+      while (claim().length);
+      store.close();
+      // Every row planned as work, once, in id order, with the fields as stored; nothing else.
+      const db = new Database(file, { readonly: true });
+      const want = db
+        .prepare("SELECT id, key, action, size, mtime, md5, error FROM objects WHERE action IN ('copy', 'update', 'delete') AND (error IS NULL OR error = 'boom') ORDER BY id")
+        .all() as { id: number; key: string; action: string; size: number; mtime: number | null; md5: string | null; error: string | null }[];
+      db.close();
+      expect(want.length).toBeGreaterThan(20_000);
+      expect(claimed.filter((w) => w.attempts !== 0)).toEqual([]);
+      expect(claimed).toEqual(want.map(({ error: _, ...r }) => ({ ...r, mtime: r.mtime ?? undefined, md5: r.md5 ?? undefined, attempts: 0 })));
+    }
+  });
+
+  it("after failed rows are made pending again, claims start over from the first row", () => {
+    const { store } = newStore();
+    store.addPlanRows([{ key: "a", action: "copy", reason: "r", size: 1 }]);
+    const [a] = store.claim(10);
+    store.addPlanRows([{ key: "b", action: "copy", reason: "r", size: 1 }]);
+    store.fail(a.id, "boom");
+    store.requeueFailed();
+    expect(store.claim(10).map((w) => w.key)).toEqual(["a", "b"]);
+    store.addPlanRows([{ key: "c", action: "copy", reason: "r", size: 1 }]);
+    expect(store.claim(10).map((w) => w.key)).toEqual(["c"]);
+    store.close();
   });
 
   it("records multipart uploads and their committed parts", () => {
