@@ -134,8 +134,12 @@ export interface CheckpointStore {
   /** Up to `limit` pending rows not yet handed out by this store instance, in plan order. */
   claim(limit: number): WorkItem[];
   complete(id: number, bytes: number, attempts?: number): void;
-  /** Several completions in one transaction (group commit): durable together when it returns. */
-  completeMany(done: { id: number; bytes: number; attempts?: number }[]): void;
+  /**
+   * Several completions in one transaction (group commit): durable together when it returns.
+   * `size`: the row's planned size, if the caller has it (rows done in one try with exactly that
+   * many bytes are recorded together, in one statement).
+   */
+  completeMany(done: { id: number; bytes: number; attempts?: number; size?: number }[]): void;
   /** `attempts`: how many tries this run made (default 1); added to the row's count. */
   fail(id: number, error: string, attempts?: number): void;
   /** Record bytes moved for an object still in progress (large objects). */

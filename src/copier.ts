@@ -315,7 +315,7 @@ export class Copier {
     const batch = this.uncommitted;
     this.uncommitted = [];
     try {
-      this.store.completeMany(batch.map((d) => ({ id: d.item.id, bytes: d.bytes, attempts: d.attempts })));
+      this.store.completeMany(batch.map((d) => ({ id: d.item.id, bytes: d.bytes, attempts: d.attempts, size: d.item.size })));
     } catch (err) {
       // The checkpoint cannot record progress: stop the run; these objects stay pending.
       this.fatal ??= toMigrateError(err);

@@ -96,6 +96,37 @@ describe("sqlite checkpoint", () => {
     }
   });
 
+  it("completeMany records each row's bytes and tries, alone or in groups, and touches no other row", () => {
+    const { file, store } = newStore();
+    const rows: PlanRow[] = Array.from({ length: 700 }, (_, i) => ({ key: `k${String(i).padStart(4, "0")}`, action: "copy", reason: "r", size: i * 10 }));
+    store.addPlanRows(rows);
+    const items = store.claim(1000);
+    store.fail(items[5].id, "boom");
+    store.requeueFailed();
+    const done = [
+      // 301 rows done in one try with their planned size: two groups, the second filled up.
+      ...items.slice(0, 301).map((w) => ({ id: w.id, bytes: w.size, size: w.size })),
+      { id: items[400].id, bytes: 7, size: items[400].size }, // fewer bytes than planned
+      { id: items[401].id, bytes: items[401].size, size: items[401].size, attempts: 3 },
+      { id: items[402].id, bytes: 99 }, // no planned size given
+    ];
+    store.completeMany(done);
+    store.close();
+    const db = new Database(file, { readonly: true });
+    const got = new Map(
+      (db.prepare("SELECT id, state, bytes_done, attempts, error FROM objects").all() as { id: number; state: string; bytes_done: number; attempts: number; error: string | null }[]).map((r) => [r.id, r]),
+    );
+    db.close();
+    for (const [i, w] of items.entries()) {
+      const r = got.get(w.id)!;
+      if (i < 301) expect(r).toEqual({ id: w.id, state: "done", bytes_done: w.size, attempts: i === 5 ? 2 : 1, error: null });
+      else if (i === 400) expect(r).toMatchObject({ state: "done", bytes_done: 7, attempts: 1 });
+      else if (i === 401) expect(r).toMatchObject({ state: "done", bytes_done: w.size, attempts: 3 });
+      else if (i === 402) expect(r).toMatchObject({ state: "done", bytes_done: 99, attempts: 1 });
+      else expect(r).toEqual({ id: w.id, state: "pending", bytes_done: 0, attempts: 0, error: null });
+    }
+  });
+
   it("after failed rows are made pending again, claims start over from the first row", () => {
     const { store } = newStore();
     store.addPlanRows([{ key: "a", action: "copy", reason: "r", size: 1 }]);
