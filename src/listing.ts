@@ -18,28 +18,50 @@ const WAITING = Symbol("waiting");
 /**
  * `items` in arrays of up to `size`, none empty. An array is handed on early when the next item
  * is not there within a timer turn: a listing that waits on the network holds nothing back.
+ * At most one timer is pending, and nothing is attached to it per item: a listing that never
+ * waits (all in memory) runs through without one piling up per group.
  */
 export async function* inGroups<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
   const it = items[Symbol.asyncIterator]();
   let group: T[] = [];
-  let turn: Promise<typeof WAITING> | undefined;
-  let ended = false;
+  let ticking = false; // a timer turn is scheduled
+  let turned = false; // a timer turn passed since the group started (or about then)
+  let wake: ((r: typeof WAITING) => void) | undefined;
+  const tick = () => {
+    ticking = false;
+    turned = true;
+    wake?.(WAITING);
+  };
   // Awaited below, but perhaps only after a yield: not an unhandled rejection meanwhile.
   const pull = () => {
     const p = it.next();
     p.catch(() => undefined);
     return p;
   };
+  let ended = false;
   try {
     let next = pull();
     for (;;) {
-      if (group.length && !turn) turn = new Promise((resolve) => setImmediate(() => resolve(WAITING)));
-      const r = turn ? await Promise.race([next, turn]) : await next;
+      let r: IteratorResult<T> | typeof WAITING;
+      if (!group.length) r = await next;
+      else if (turned) r = WAITING;
+      else {
+        if (!ticking) {
+          ticking = true;
+          setImmediate(tick);
+        }
+        const waiting = next;
+        r = await new Promise<IteratorResult<T> | typeof WAITING>((resolve, reject) => {
+          wake = resolve;
+          waiting.then(resolve, reject);
+        });
+        wake = undefined;
+      }
       if (r === WAITING) {
         // `next` is still on its way; what is here goes on now.
         yield group;
         group = [];
-        turn = undefined;
+        turned = false;
         continue;
       }
       if (r.done) {
@@ -47,12 +69,12 @@ export async function* inGroups<T>(items: AsyncIterable<T>, size: number): Async
         if (group.length) yield group;
         return;
       }
+      if (!group.length) turned = false;
       group.push(r.value);
       next = pull();
       if (group.length >= size) {
         yield group;
         group = [];
-        turn = undefined;
       }
     }
   } finally {
