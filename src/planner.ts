@@ -97,8 +97,12 @@ export async function* mergeJoin(src: AsyncIterable<ObjectInfo[]>, dst: AsyncIte
       }
       if (pairs.length) yield pairs;
     }
+  } catch (err) {
+    // The error goes on at once, not after a listing with a request in flight has stopped.
+    for (const c of [s, d]) c.close().catch(() => undefined);
+    throw err;
   } finally {
-    // Stopped early, or failed: the listings (and their read-ahead) stop too.
+    // Stopped early: the listings (and their read-ahead) stop too.
     await Promise.all([s.close(), d.close()]);
   }
 }
@@ -137,7 +141,7 @@ class PageCursor {
     }
   }
 
-  /** Stop the listing, if it has not ended. */
+  /** Stop the listing, if it has not ended (at once: a second call resolves without waiting). */
   async close(): Promise<void> {
     if (this.ended) return;
     this.ended = true;

@@ -116,6 +116,14 @@ describe("merge-join", () => {
     await expect(joined(pages(["a", "c"]), pages(["a", "b", "b"], [2]))).rejects.toThrow(/destination listing is not in key order \("b" before "b"\)/);
   });
 
+  it("fails at once on an out-of-order listing while the other listing's request is still in flight", async () => {
+    async function* stalled(): AsyncGenerator<ObjectInfo[]> {
+      yield [{ key: "b", size: 1 }];
+      await new Promise(() => undefined); // a page that never comes
+    }
+    await expect(joined(pages(["b", "a"], [1]), stalled())).rejects.toThrow(/source listing is not in key order/);
+  });
+
   it("stops both listings when its consumer stops early", async () => {
     const closed: string[] = [];
     async function* tracked(side: string): AsyncGenerator<ObjectInfo[]> {
