@@ -138,8 +138,9 @@ async function* retryingPages(inner: Adapter, prefix: string | undefined, policy
           fresh = page.filter((o) => compareKeys(o.key, through) > 0);
           if (fresh.length) skipThrough = undefined;
         }
-        failures = 0;
+        // Only new keys count as progress: a listing that fails at the same place every time gives up.
         if (!fresh.length) continue;
+        failures = 0;
         last = fresh[fresh.length - 1].key;
         yield fresh;
       }

@@ -90,8 +90,8 @@ describe("part size", () => {
 
 describe("listing through the limits", () => {
   const settings = { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 }, maxInFlight: 4 };
-  /** An adapter whose listing gives `keys` a page of two at a time, failing once after `failAfter` pages. */
-  function lister(keys: string[], failAfter?: number): Adapter & { listings: number } {
+  /** An adapter whose listing gives `keys` a page of two at a time, failing after `failAfter` pages (the first `failing` times). */
+  function lister(keys: string[], failAfter?: number, failing = 1): Adapter & { listings: number } {
     const self = {
       listings: 0,
       display: "fake",
@@ -99,7 +99,7 @@ describe("listing through the limits", () => {
       async *listPages(): AsyncGenerator<ObjectInfo[]> {
         const run = self.listings++;
         for (let i = 0, pages = 0; i < keys.length; i += 2, pages++) {
-          if (run === 0 && pages === failAfter) throw new MigrateError("Unexpected", "connection reset", { temporary: true });
+          if (run < failing && pages === failAfter) throw new MigrateError("Unexpected", "connection reset", { temporary: true });
           yield keys.slice(i, i + 2).map((key) => ({ key, size: 1 }));
         }
       },
@@ -112,6 +112,12 @@ describe("listing through the limits", () => {
     const keys = (await collect(withLimits(inner, settings).list())).map((o) => o.key);
     expect(keys).toEqual(["a", "b", "c", "d", "e"]);
     expect(inner.listings).toBe(2);
+  });
+
+  it("gives up on a listing that fails at the same place every time, after the attempts allowed", async () => {
+    const inner = lister(["a", "b", "c", "d", "e"], 1, Infinity);
+    await expect(collect(withLimits(inner, settings).list())).rejects.toThrow("connection reset");
+    expect(inner.listings).toBe(3);
   });
 
   it("passes an out-of-order listing on as it is, for the planner to refuse, rather than dropping keys", async () => {
