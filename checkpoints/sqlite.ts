@@ -401,8 +401,7 @@ export class SqliteCheckpoint implements CheckpointStore {
 
   claim(limit: number): WorkItem[] {
     if (this.tracking) {
-      const items = this.fresh.length <= limit ? this.fresh : this.fresh.slice(0, limit);
-      this.fresh = items === this.fresh ? [] : this.fresh.slice(limit);
+      const items = this.fresh.splice(0, limit);
       if (items.length) this.cursor = items[items.length - 1].id;
       return items;
     }

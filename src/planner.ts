@@ -306,7 +306,7 @@ const sourceRow = (src: ObjectInfo, action: Action, reason: string): PlanRow => 
  * The row for a key decided without a request: on one side only, a key the destination cannot
  * hold, or sizes that differ. Undefined when same-size objects need comparing (which may stat).
  */
-function decideNow(pair: { src?: ObjectInfo; dst?: ObjectInfo }, source: Adapter, destination: Adapter, options: JobOptions): PlanRow | undefined {
+function decideNow(pair: Pair, source: Adapter, destination: Adapter, options: JobOptions): PlanRow | undefined {
   const { src, dst } = pair;
   if (!src) {
     const d = dst!;
