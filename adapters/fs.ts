@@ -16,7 +16,7 @@ import { compareKeys } from "../src/keys.js";
 import { flatten } from "../src/listing.js";
 import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js";
 import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
-import { TEMP_PREFIX, tempNameFor } from "./fs-names.js";
+import { TEMP_PREFIX, hashedTempName, tempNameFor } from "./fs-names.js";
 
 export { TEMP_PREFIX };
 
@@ -503,7 +503,7 @@ export class FsAdapter implements Adapter {
   };
 
   private uploadPath(key: string, uploadId: string): string {
-    return `${tempNameFor(this.pathOf(key))}-${uploadId.replace(/[^0-9a-f.]/g, "")}`;
+    return `${hashedTempName(this.pathOf(key))}-${uploadId.replace(/[^0-9a-f.]/g, "")}`;
   }
 
   async computeMd5(key: string): Promise<string> {
