@@ -20,15 +20,16 @@ const PLAIN_MAX_BYTES = 100;
 
 /**
  * The temporary file, in the same folder, that `finalPath` is written to before its rename:
- * the prefix and the name itself, or a SHA-256 of a long name. Keys with a segment that starts
- * with the prefix are refused, so no final name is ever a temporary one.
+ * the prefix, "_" and the name itself, or a SHA-256 of a long name. Keys with a segment that
+ * starts with the prefix are refused, so no final name is ever a temporary one; and "_" is no
+ * hex digit, so a kept name never meets a hashed one or a partial upload's.
  */
 export function tempNameFor(finalPath: string): string {
   const cut = Math.max(finalPath.lastIndexOf("/"), finalPath.lastIndexOf(path.sep)) + 1;
   const name = finalPath.slice(cut);
   // A UTF-16 unit is at most 3 bytes in UTF-8, so short names need no count. Hashing every
   // name cost about 80 ms of thread CPU per 10,000 files (a fresh process, as a run is).
-  if (name.length * 3 <= PLAIN_MAX_BYTES || Buffer.byteLength(name) <= PLAIN_MAX_BYTES) return finalPath.slice(0, cut) + TEMP_PREFIX + name;
+  if (name.length * 3 <= PLAIN_MAX_BYTES || Buffer.byteLength(name) <= PLAIN_MAX_BYTES) return finalPath.slice(0, cut) + TEMP_PREFIX + "_" + name;
   return hashedTempName(finalPath);
 }
 
