@@ -12,7 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import path from "node:path";
 import type { Emulator } from "./types.js";
 import { findGoBinary, freePort, missingEmulator, supervise, waitReady } from "./process.js";
@@ -45,12 +45,8 @@ export async function startFakeGcs(fsRoot?: string): Promise<Emulator | undefine
     ],
     { detached: false, stdio: ["ignore", "pipe", "pipe"] },
   );
-  const supervised = supervise(child);
-  const { output } = supervised;
-  const stop = async (): Promise<void> => {
-    await supervised.stop();
-    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
-  };
+  const supervised = supervise(child, dataDir);
+  const { output, stop } = supervised;
 
   try {
     await waitReady(BINARY, `${endpoint}/storage/v1/b`, child, output);

@@ -8,7 +8,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
@@ -59,11 +59,8 @@ export async function startMinio(dataParent = os.tmpdir()): Promise<Emulator | u
       },
     },
   );
-  const supervised = supervise(child);
-  const stop = async (): Promise<void> => {
-    await supervised.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const supervised = supervise(child, dataDir);
+  const stop = supervised.stop;
 
   try {
     await waitReady("minio", `${endpoint}/minio/health/live`, child, supervised.output);

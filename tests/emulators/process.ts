@@ -4,7 +4,7 @@
  * missing binary.
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -60,17 +60,28 @@ export function missingEmulator(binary: string, scheme: string): undefined {
 
 /**
  * Keep the tail of a child's output for error messages, kill it when the test process exits,
- * and give a `stop()` that ends it (SIGTERM, then SIGKILL after 5 s).
+ * and give a `stop()` that ends it (SIGTERM, then SIGKILL after 5 s). `dataDir`, the child's
+ * storage, is removed once it is stopped, and at the test process's exit however that comes
+ * (on tmpfs a leftover holds memory).
  */
-export function supervise(child: ChildProcess): { output: () => string; stop: () => Promise<void> } {
+export function supervise(child: ChildProcess, dataDir?: string): { output: () => string; stop: () => Promise<void> } {
   let out = "";
   const keep = (b: Buffer) => {
     out = (out + b.toString("utf8")).slice(-4000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
+  const removeData = () => {
+    if (dataDir === undefined) return;
+    try {
+      rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      /* at exit: a child still dying may add a file; nothing more can be done then */
+    }
+  };
   const killOnExit = () => {
     if (child.exitCode === null) child.kill("SIGKILL");
+    removeData();
   };
   process.on("exit", killOnExit);
   let stopped = false;
@@ -79,7 +90,6 @@ export function supervise(child: ChildProcess): { output: () => string; stop: ()
     async stop() {
       if (stopped) return;
       stopped = true;
-      process.off("exit", killOnExit);
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise<void>((r) => child.once("exit", () => r()));
         child.kill("SIGTERM");
@@ -87,6 +97,9 @@ export function supervise(child: ChildProcess): { output: () => string; stop: ()
         await exited;
         clearTimeout(timer);
       }
+      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+      // Only now: a process that dies while this waits still kills the child and removes its data.
+      process.off("exit", killOnExit);
     },
   };
 }
