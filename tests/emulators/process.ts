@@ -72,16 +72,15 @@ export function supervise(child: ChildProcess, dataDir?: string): { output: () =
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   const removeData = () => {
-    if (dataDir === undefined) return;
-    try {
-      rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
-    } catch {
-      /* at exit: a child still dying may add a file; nothing more can be done then */
-    }
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
   };
   const killOnExit = () => {
     if (child.exitCode === null) child.kill("SIGKILL");
-    removeData();
+    try {
+      removeData();
+    } catch {
+      /* at exit, a child still dying may add a file as it goes; nothing more can be done then */
+    }
   };
   process.on("exit", killOnExit);
   let stopped = false;
@@ -97,7 +96,7 @@ export function supervise(child: ChildProcess, dataDir?: string): { output: () =
         await exited;
         clearTimeout(timer);
       }
-      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+      removeData();
       // Only now: a process that dies while this waits still kills the child and removes its data.
       process.off("exit", killOnExit);
     },
