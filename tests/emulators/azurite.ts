@@ -22,7 +22,7 @@ import {
   generateBlobSASQueryParameters,
 } from "@azure/storage-blob";
 import type { Emulator } from "./types.js";
-import { freePort } from "./process.js";
+import { freePort, supervise } from "./process.js";
 
 /** Azurite's (and the Azure Storage Emulator's) public development account and key. */
 export const DEV_ACCOUNT = "devstoreaccount1";
@@ -94,37 +94,18 @@ export async function startAzurite(): Promise<AzuriteEmulator | undefined> {
     stdio: ["ignore", "ignore", "pipe"],
     detached: false,
   });
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    if (stderr.length < 4000) stderr += d.toString();
-  });
-  const killOnExit = (): void => {
-    child.kill("SIGKILL");
-  };
-  process.on("exit", killOnExit);
-
-  const stop = async (): Promise<void> => {
-    process.off("exit", killOnExit);
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await fsp.rm(dir, { recursive: true, force: true });
-  };
+  const { output, stop } = supervise(child, dir);
 
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) {
       await stop();
-      throw new Error(`azurite-blob exited with ${child.exitCode}: ${stderr.trim()}`);
+      throw new Error(`azurite-blob exited with ${child.exitCode}: ${output()}`);
     }
     if (await answers(port)) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`azurite-blob did not answer on 127.0.0.1:${port} within 30 s: ${stderr.trim()}`);
+      throw new Error(`azurite-blob did not answer on 127.0.0.1:${port} within 30 s: ${output()}`);
     }
     await new Promise((r) => setTimeout(r, 150));
   }
