@@ -14,7 +14,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseOptions, type BenchOptions, type RouteName, type Workload } from "./options.js";
+import { SHORT_ROUND_MS, parseOptions, type BenchOptions, type RouteName, type Workload } from "./options.js";
 import { hasGnuTime, killCurrent, measure } from "./measure.js";
 import { Lab, calmDisk, emulatorStorage, repoRoot, syncDisks, type Destination, type Endpoint, type EngineSnapshot } from "./lab.js";
 import { rcloneBin, rcloneCopyArgs, rcloneEnv, rcloneVersion } from "./rclone.js";
@@ -180,8 +180,11 @@ async function runCase(lab: Lab, w: Workload, route: RouteName, o: BenchOptions,
     log(`${tag} warm-up ${specs[0].tool.padEnd(12)} ${rec.ok ? `${(rec.wallMs / 1000).toFixed(2)} s` : `FAILED: ${rec.error}`} (not counted)`);
   }
   const caseStart = Date.now();
-  for (let i = 0; i < o.runs; i++) {
+  let measuredMs = 0; // the tools' own wall time, all rounds so far
+  for (let i = 0; ; i++) {
     const elapsed = Date.now() - caseStart;
+    const wanted = i > 0 && measuredMs / i < SHORT_ROUND_MS ? o.shortCaseRuns : o.runs;
+    if (i >= wanted) break;
     if (i >= 2 && elapsed + elapsed / i > o.caseBudgetMs) {
       log(`${tag} stopping after ${i} rounds: another would pass the case budget (${o.caseBudgetMs / 1000} s, --case-budget)`);
       break;
@@ -190,7 +193,8 @@ async function runCase(lab: Lab, w: Workload, route: RouteName, o: BenchOptions,
     for (const spec of order) {
       const rec = await runOnce(lab, route, src, spec, o);
       runs.get(spec.tool)!.push(rec);
-      log(`${tag} run ${i + 1}/${o.runs} ${spec.tool.padEnd(12)} ${rec.ok ? `${(rec.wallMs / 1000).toFixed(2)} s, CPU ${((rec.cpuMs ?? 0) / 1000).toFixed(2)} s (box ${((rec.boxCpuMs ?? 0) / 1000).toFixed(2)} s), ${(rec.peakRss / 1e6).toFixed(0)} MB RSS` : `FAILED: ${rec.error}`} (load ${rec.load1.toFixed(2)})`);
+      measuredMs += rec.wallMs;
+      log(`${tag} run ${i + 1}/${wanted} ${spec.tool.padEnd(12)} ${rec.ok ? `${(rec.wallMs / 1000).toFixed(2)} s, CPU ${((rec.cpuMs ?? 0) / 1000).toFixed(2)} s (box ${((rec.boxCpuMs ?? 0) / 1000).toFixed(2)} s), ${(rec.peakRss / 1e6).toFixed(0)} MB RSS` : `FAILED: ${rec.error}`} (load ${rec.load1.toFixed(2)})`);
     }
   }
   const tools = specs.map((s) => summarize(s.tool, s.command, runs.get(s.tool)!, w));
