@@ -8,7 +8,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { serve, toErrorShape, type Handled, type WorkerErrorShape } from "../src/worker-pool.js";
 import { crc32c, crcToBase64, md5Hex } from "../src/hashing.js";
-import { tempNameFor } from "./fs-names.js";
+import { TEMP_SIZE_IS_PROGRESS, tempNameFor } from "./fs-names.js";
 
 export interface DirEntry {
   name: string;
@@ -100,6 +100,16 @@ function openTemp(tmp: string): number {
 const COPY_CHUNK = 1024 * 1024;
 const copyBuffer = Buffer.allocUnsafeSlow(COPY_CHUNK);
 
+/**
+ * Files at least this big whose bytes need no hash are copied by the kernel (libuv's copyfile:
+ * copy_file_range, else sendfile): no bytes pass through this thread. 1 GiB on this VM's ext4,
+ * warm source, alternated: 0.38-0.49 s of system CPU against 0.70-2.9 s read and written in
+ * 1 MiB chunks, and 0.72-0.82 s of wall time against 0.71-3.0 s.
+ */
+const KERNEL_COPY_MIN = COPY_CHUNK;
+/** Mode of a file we create with open() (0666 less the umask); copyfile would give the source's. */
+const FILE_MODE = 0o666 & ~process.umask();
+
 export interface CopiedFile {
   size: number;
   complete: boolean;
@@ -112,9 +122,11 @@ export type CopiedOrFailed = { ok: CopiedFile } | { error: WorkerErrorShape };
 /**
  * Copy `src` to final's temporary name (hashing the bytes if `md5`), set the mtime, rename to
  * `final`. `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
- * `progress` (shared memory, element 0): the bytes written so far, stored after every chunk.
+ * `progress` (shared memory, element 0): the bytes written so far, stored after every chunk, or
+ * TEMP_SIZE_IS_PROGRESS while the kernel copies (a big file whose bytes are not hashed).
  */
 function copyOne(src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean, progress?: BigInt64Array): CopiedFile {
+  if (!md5 && expect >= KERNEL_COPY_MIN) return kernelCopy(src, final, expect, mtimeMs, progress);
   const input = fs.openSync(src, "r");
   try {
     const tmp = tempNameFor(final);
@@ -154,6 +166,44 @@ function copyOne(src: string, final: string, expect: number, mtimeMs: number | u
     return { size, complete: true, md5: hash?.digest("hex") };
   } finally {
     fs.closeSync(input);
+  }
+}
+
+/**
+ * copyOne by the kernel. The temporary file is removed first, so neither an old one's bytes nor
+ * its presence (the copy creates exclusively) can pass for this copy's. A missing source is the
+ * error copyOne gives (ENOENT on `src`), with no folder made for it.
+ */
+function kernelCopy(src: string, final: string, expect: number, mtimeMs: number | undefined, progress?: BigInt64Array): CopiedFile {
+  const tmp = tempNameFor(final);
+  try {
+    fs.unlinkSync(tmp);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  if (progress) Atomics.store(progress, 0, TEMP_SIZE_IS_PROGRESS);
+  try {
+    try {
+      fs.copyFileSync(src, tmp, fs.constants.COPYFILE_EXCL);
+    } catch (err) {
+      // ENOENT names the source whichever side is missing: make the folder only if it is that.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || !fs.existsSync(src) || fs.existsSync(path.dirname(tmp))) throw err;
+      fs.mkdirSync(path.dirname(tmp), { recursive: true });
+      fs.copyFileSync(src, tmp, fs.constants.COPYFILE_EXCL);
+    }
+    const size = fs.statSync(tmp).size;
+    if (progress) Atomics.store(progress, 0, BigInt(size));
+    if (size !== expect) {
+      fs.rmSync(tmp, { force: true });
+      return { size, complete: false };
+    }
+    fs.chmodSync(tmp, FILE_MODE);
+    if (mtimeMs !== undefined) fs.utimesSync(tmp, mtimeMs / 1000, mtimeMs / 1000);
+    fs.renameSync(tmp, final);
+    return { size, complete: true };
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
 }
 

@@ -16,7 +16,7 @@ import { compareKeys } from "../src/keys.js";
 import { flatten } from "../src/listing.js";
 import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js";
 import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
-import { TEMP_PREFIX, hashedTempName, tempNameFor } from "./fs-names.js";
+import { TEMP_PREFIX, TEMP_SIZE_IS_PROGRESS, hashedTempName, tempNameFor } from "./fs-names.js";
 
 export { TEMP_PREFIX };
 
@@ -332,12 +332,19 @@ export class FsAdapter implements Adapter {
     const onBytes = opts?.onBytes;
     const progress = onBytes && source.size >= PROGRESS_MIN ? new BigInt64Array(new SharedArrayBuffer(8)) : undefined;
     let reported = 0;
+    let settled = false;
+    const report = (now: number) => {
+      if (settled || now <= reported) return;
+      onBytes!(now - reported);
+      reported = now;
+    };
+    const tmp = tempNameFor(finalPath);
     const ticker =
       onBytes && progress
         ? setInterval(() => {
-            const now = Number(Atomics.load(progress, 0));
-            if (now > reported) onBytes(now - reported);
-            reported = now;
+            const now = Atomics.load(progress, 0);
+            if (now !== TEMP_SIZE_IS_PROGRESS) report(Number(now));
+            else fs.stat(tmp, (err, st) => !err && report(st.size));
           }, PROGRESS_EVERY_MS)
         : undefined;
     let got: CopiedFile;
@@ -348,6 +355,7 @@ export class FsAdapter implements Adapter {
     } catch (err) {
       throw this.handoffError(key, file, err);
     } finally {
+      settled = true;
       clearInterval(ticker);
     }
     const result = this.handoffResult(key, source, got);

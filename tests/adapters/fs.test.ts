@@ -157,3 +157,65 @@ describe("fs writeFromFile progress", () => {
     }
   });
 });
+
+describe("fs writeFromFile of a big file (copied by the kernel unless hashed)", () => {
+  const big = 2 * 1024 * 1024 + 5;
+  const withDir = async (fn: (dir: string, fsa: FsAdapter) => Promise<void>) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-fs-kcopy-"));
+    try {
+      await fn(dir, new FsAdapter(parseLocation(path.join(dir, "dst"))));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const info = (key: string, size: number): ObjectInfo => ({ key, size, mtime: 1_500_000_000_000 });
+  const leftovers = (dir: string) => (fs.readdirSync(dir, { recursive: true }) as string[]).filter((n) => n.includes(".cloudmigrate-tmp-"));
+
+  it("stores bytes, mtime and the mode a small file gets, into a new folder, over a stale temporary file", async () => {
+    await withDir(async (dir, fsa) => {
+      const data = seededBytes(big, 21);
+      const small = seededBytes(4096, 22);
+      fs.writeFileSync(path.join(dir, "big-src"), data, { mode: 0o600 });
+      fs.writeFileSync(path.join(dir, "small-src"), small, { mode: 0o600 });
+      // A temporary file left by a killed run, longer than the new copy: replaced, not appended to.
+      fs.mkdirSync(path.join(dir, "dst", "a"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "dst", "a", ".cloudmigrate-tmp-_big"), Buffer.alloc(big + 4096, 7));
+      const res = await fsa.writeFromFile("a/big", path.join(dir, "big-src"), info("a/big", big));
+      await fsa.writeFromFile("b/c/small", path.join(dir, "small-src"), info("b/c/small", small.length));
+      const deep = await fsa.writeFromFile("d/e/big", path.join(dir, "big-src"), info("d/e/big", big));
+      expect(res.size).toBe(big);
+      expect(deep.size).toBe(big);
+      for (const f of ["a/big", "d/e/big"]) {
+        const st = fs.statSync(path.join(dir, "dst", f));
+        expect(md5(fs.readFileSync(path.join(dir, "dst", f)))).toBe(md5(data));
+        expect(st.mtimeMs).toBe(1_500_000_000_000);
+        expect(st.mode & 0o777).toBe(fs.statSync(path.join(dir, "dst", "b/c/small")).mode & 0o777);
+        expect(st.mode & 0o777).toBe(0o666 & ~process.umask());
+      }
+      expect(leftovers(dir)).toEqual([]);
+    });
+  });
+
+  it("hashes as it copies when asked for the MD5", async () => {
+    await withDir(async (dir, fsa) => {
+      const data = seededBytes(big, 23);
+      fs.writeFileSync(path.join(dir, "src"), data);
+      const res = await fsa.writeFromFile("f", path.join(dir, "src"), info("f", big), { md5: true });
+      expect(res).toEqual({ size: big, md5: md5(data) });
+    });
+  });
+
+  it("leaves nothing when the file no longer holds the listed bytes, and makes no folder for a missing one", async () => {
+    await withDir(async (dir, fsa) => {
+      fs.writeFileSync(path.join(dir, "src"), seededBytes(big, 24));
+      await expect(fsa.writeFromFile("x/f", path.join(dir, "src"), info("x/f", big - 1))).rejects.toMatchObject({
+        kind: "Integrity",
+        message: expect.stringMatching(/holds more than/),
+      });
+      await expect(fsa.writeFromFile("y/f", path.join(dir, "gone"), info("y/f", big))).rejects.toMatchObject({ kind: "NotFound" });
+      expect(fs.existsSync(path.join(dir, "dst", "x", "f"))).toBe(false);
+      expect(fs.existsSync(path.join(dir, "dst", "y"))).toBe(false);
+      expect(leftovers(dir)).toEqual([]);
+    });
+  });
+});
