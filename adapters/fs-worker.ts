@@ -102,9 +102,9 @@ const copyBuffer = Buffer.allocUnsafeSlow(COPY_CHUNK);
 
 /**
  * Files at least this big whose bytes need no hash are copied by the kernel (libuv's copyfile:
- * copy_file_range, else sendfile): no bytes pass through this thread. 1 GiB on this VM's ext4,
- * warm source, alternated: 0.38-0.49 s of system CPU against 0.70-2.9 s read and written in
- * 1 MiB chunks, and 0.72-0.82 s of wall time against 0.71-3.0 s.
+ * copy_file_range, else sendfile): no bytes pass through this thread. A 1 GiB fs→fs run on this
+ * VM's ext4 (caches dropped, source read back in, 6 alternated runs): 0.62-0.73 s and 0.43-0.49 s
+ * of system CPU, against 0.95-3.91 s and 0.77-3.41 s read and written in 1 MiB chunks.
  */
 const KERNEL_COPY_MIN = COPY_CHUNK;
 /** Mode of a file we create with open() (0666 less the umask); copyfile would give the source's. */

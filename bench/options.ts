@@ -33,8 +33,9 @@ export const MiB = 1024 * KiB;
 export const GiB = 1024 * MiB;
 /**
  * A case whose tools' runs take less than this a round, together (the lab's preparation of each
- * run not counted), gets `shortCaseRuns`: 10,000 × 4 KiB fs→fs (about 4 s a round) measured 1.65× and 1.79× rclone as medians of 3 in two full runs and
- * 1.25× and 1.28× as medians of 7 at the same engine code, rclone's own times varying most.
+ * run not counted), gets `shortCaseRuns`. 10,000 × 4 KiB fs→fs (about 4 s a round) measured
+ * 1.65× and 1.79× rclone as medians of 3 in two full runs, and 1.25× and 1.28× as medians of 7,
+ * at the same engine code: rclone's own times varied most.
  */
 export const SHORT_ROUND_MS = 10_000;
 
