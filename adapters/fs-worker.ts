@@ -81,16 +81,22 @@ function writeAll(fd: number, data: Uint8Array, position: number): void {
   for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
 
-/** Open `tmp` for writing, creating its folder if it is missing. */
-function openTemp(tmp: string): number {
+/**
+ * `create()` makes `file`; when it fails with ENOENT because file's folder is missing (not for
+ * `otherCause`), the folder is made and `create()` runs once more.
+ */
+function inItsFolder<T>(file: string, create: () => T, otherCause?: () => boolean): T {
   try {
-    return fs.openSync(tmp, "w");
+    return create();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    fs.mkdirSync(path.dirname(tmp), { recursive: true });
-    return fs.openSync(tmp, "w");
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || otherCause?.() || fs.existsSync(path.dirname(file))) throw err;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    return create();
   }
 }
+
+/** Open `tmp` for writing, creating its folder if it is missing. */
+const openTemp = (tmp: string): number => inItsFolder(tmp, () => fs.openSync(tmp, "w"));
 
 /**
  * copyOne's read buffer, one per thread and reused: a fresh one per small file cost its
@@ -183,14 +189,8 @@ function kernelCopy(src: string, final: string, expect: number, mtimeMs: number 
   }
   if (progress) Atomics.store(progress, 0, TEMP_SIZE_IS_PROGRESS);
   try {
-    try {
-      fs.copyFileSync(src, tmp, fs.constants.COPYFILE_EXCL);
-    } catch (err) {
-      // ENOENT names the source whichever side is missing: make the folder only if it is that.
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || !fs.existsSync(src) || fs.existsSync(path.dirname(tmp))) throw err;
-      fs.mkdirSync(path.dirname(tmp), { recursive: true });
-      fs.copyFileSync(src, tmp, fs.constants.COPYFILE_EXCL);
-    }
+    // copyfile's ENOENT names the source whichever side is missing: a missing source gets no folder.
+    inItsFolder(tmp, () => fs.copyFileSync(src, tmp, fs.constants.COPYFILE_EXCL), () => !fs.existsSync(src));
     const size = fs.statSync(tmp).size;
     if (progress) Atomics.store(progress, 0, BigInt(size));
     if (size !== expect) {

@@ -338,7 +338,7 @@ export class FsAdapter implements Adapter {
       onBytes!(now - reported);
       reported = now;
     };
-    const tmp = tempNameFor(finalPath);
+    const tmp = progress ? tempNameFor(finalPath) : "";
     const ticker =
       onBytes && progress
         ? setInterval(() => {
