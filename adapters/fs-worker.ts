@@ -9,6 +9,7 @@ import crypto from "node:crypto";
 import { serve, toErrorShape, type Handled, type WorkerErrorShape } from "../src/worker-pool.js";
 import { crc32c, crcToBase64, md5Hex } from "../src/hashing.js";
 import { TEMP_SIZE_IS_PROGRESS, tempNameFor } from "./fs-names.js";
+import { inItsFolder } from "./fs-folders.js";
 
 export interface DirEntry {
   name: string;
@@ -79,20 +80,6 @@ function digestFile(file: string, partSize?: number): { md5: string; partCrc32c:
 
 function writeAll(fd: number, data: Uint8Array, position: number): void {
   for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done, data.length - done, position + done);
-}
-
-/**
- * `create()` makes `file`; when it fails with ENOENT because file's folder is missing (not for
- * `otherCause`), the folder is made and `create()` runs once more.
- */
-function inItsFolder<T>(file: string, create: () => T, otherCause?: () => boolean): T {
-  try {
-    return create();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || otherCause?.() || fs.existsSync(path.dirname(file))) throw err;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    return create();
-  }
 }
 
 /** Open `tmp` for writing, creating its folder if it is missing. */
