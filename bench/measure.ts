@@ -19,6 +19,8 @@ export interface Measured {
   peakRss: number;
   /** User + system CPU time of the command, ms (GNU time only; a steadier figure than wall time on a shared machine). */
   cpuMs?: number;
+  /** The system (kernel) share of cpuMs, ms. */
+  sysCpuMs?: number;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   timedOut: boolean;
@@ -142,19 +144,20 @@ export async function measure(cmd: string, args: string[], opts: MeasureOptions)
   current = undefined;
   let peakRss = polledPeak;
   let cpuMs: number | undefined;
+  let sysCpuMs: number | undefined;
   if (hasGnuTime) {
     try {
       // GNU time may prefix "Command exited with non-zero status N"; the figures are the last line.
       const lines = fs.readFileSync(timeFile, "utf8").trim().split("\n");
       const [rssKb, user, sys] = lines[lines.length - 1].split(" ").map(Number);
       peakRss = rssKb * 1024 || 0;
-      if (Number.isFinite(user) && Number.isFinite(sys)) cpuMs = (user + sys) * 1000;
+      if (Number.isFinite(user) && Number.isFinite(sys)) [cpuMs, sysCpuMs] = [(user + sys) * 1000, sys * 1000];
     } catch {
       /* killed before time wrote it */
     }
     fs.rmSync(timeFile, { force: true });
   }
-  return { wallMs, peakRss, cpuMs, boxCpuMs, exitCode, signal, timedOut, stderrTail: stderr.trim(), stdoutHead: stdout, firstMatchMs };
+  return { wallMs, peakRss, cpuMs, sysCpuMs, boxCpuMs, exitCode, signal, timedOut, stderrTail: stderr.trim(), stdoutHead: stdout, firstMatchMs };
 }
 
 /** Median of a non-empty list. */

@@ -15,6 +15,8 @@ export interface RunRecord {
   peakRss: number;
   /** User + system CPU of the process, ms. */
   cpuMs?: number;
+  /** The system (kernel) share of cpuMs, ms. */
+  sysCpuMs?: number;
   /** CPU the whole machine was busy during the run (tool, emulators, anything else), ms. */
   boxCpuMs?: number;
   /** CPU each emulator's process used during the run, ms, by emulator name. */
@@ -41,6 +43,8 @@ export interface ToolSummary {
   peakRss?: number;
   /** Median CPU time (user + system) of the tool's own process, ms. */
   medianCpuMs?: number;
+  /** Median system (kernel) share of that CPU time, ms. */
+  medianSysCpuMs?: number;
   /** Median busy CPU time of the whole machine during the runs, ms. */
   medianBoxCpuMs?: number;
   /** Median CPU of each emulator during the runs, ms, by emulator name (cloud routes). */
@@ -104,6 +108,7 @@ export function summarize(tool: Tool, command: string, runs: RunRecord[], w: Wor
     mbPerSec: (w.count * w.size) / 1e6 / (wall / 1000),
     peakRss: Math.max(...good.map((r) => r.peakRss)),
     medianCpuMs: good.every((r) => r.cpuMs !== undefined) ? median(good.map((r) => r.cpuMs!)) : undefined,
+    medianSysCpuMs: good.every((r) => r.sysCpuMs !== undefined) ? median(good.map((r) => r.sysCpuMs!)) : undefined,
     medianBoxCpuMs: good.every((r) => r.boxCpuMs !== undefined) ? median(good.map((r) => r.boxCpuMs!)) : undefined,
     medianEmulatorCpuMs: medianByName(good.map((r) => r.emulatorCpuMs)),
   };
@@ -189,7 +194,9 @@ export function renderTable(r: BenchReport): string {
           t.objectsPerSec !== undefined ? t.objectsPerSec.toFixed(t.objectsPerSec < 10 ? 2 : 0) : "",
           t.mbPerSec !== undefined ? t.mbPerSec.toFixed(1) : "",
           t.peakRss !== undefined ? mb(t.peakRss) : "",
-          t.medianCpuMs !== undefined ? (t.medianCpuMs / 1000).toFixed(2) : "",
+          t.medianCpuMs !== undefined
+            ? (t.medianCpuMs / 1000).toFixed(2) + (t.medianSysCpuMs !== undefined ? ` (${(t.medianSysCpuMs / 1000).toFixed(2)} sys)` : "")
+            : "",
           Object.entries(t.medianEmulatorCpuMs ?? {})
             .filter(([, ms]) => ms >= 10) // an emulator kept for other cases, idle in this one
             .map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)}`)
@@ -206,7 +213,7 @@ export function renderTable(r: BenchReport): string {
     if (notes.length) lines.push("n/a:", ...notes);
     lines.push(
       "vs rclone / vs SDK: cloudmigrate throughput ÷ theirs (> 1 = cloudmigrate faster); for fs-fs, vs SDK is vs the bare node:fs loop. MB = 10^6 bytes.",
-      "CPU s: median user+system CPU of the tool's process (not the emulators'); steadier than wall time on a loaded machine.",
+      "CPU s: median user+system CPU of the tool's process (not the emulators'), with the median system (kernel) part in brackets; steadier than wall time on a loaded machine.",
       "emulator CPU s: median CPU of each emulator's process during the run. Azurite runs its JavaScript on one thread: near 1 × median s, it was the limit.",
       `box CPU s: CPU the whole machine was busy during the run (tool + emulator + anything else); near ${os.availableParallelism()} × median s, the machine itself was the limit.`,
     );

@@ -136,7 +136,7 @@ async function runOnce(lab: Lab, route: RouteName, src: Endpoint, spec: ToolSpec
     const emuBefore = lab.emulatorCpuMs();
     const m = await measure(inv.cmd, inv.args, { env: inv.env, cwd: repoRoot, timeoutMs: o.timeoutMs });
     const emuAfter = lab.emulatorCpuMs();
-    const rec: RunRecord = { wallMs: m.wallMs, peakRss: m.peakRss, cpuMs: m.cpuMs, boxCpuMs: m.boxCpuMs, ok: false, load1, cachesDropped: calm };
+    const rec: RunRecord = { wallMs: m.wallMs, peakRss: m.peakRss, cpuMs: m.cpuMs, sysCpuMs: m.sysCpuMs, boxCpuMs: m.boxCpuMs, ok: false, load1, cachesDropped: calm };
     if (emuBefore && emuAfter) {
       rec.emulatorCpuMs = Object.fromEntries(Object.entries(emuAfter).map(([name, ms]) => [name, ms - (emuBefore[name] ?? 0)]));
     }
@@ -194,7 +194,7 @@ async function runCase(lab: Lab, w: Workload, route: RouteName, o: BenchOptions,
       const rec = await runOnce(lab, route, src, spec, o);
       runs.get(spec.tool)!.push(rec);
       measuredMs += rec.wallMs;
-      log(`${tag} run ${i + 1}/${wanted} ${spec.tool.padEnd(12)} ${rec.ok ? `${(rec.wallMs / 1000).toFixed(2)} s, CPU ${((rec.cpuMs ?? 0) / 1000).toFixed(2)} s (box ${((rec.boxCpuMs ?? 0) / 1000).toFixed(2)} s), ${(rec.peakRss / 1e6).toFixed(0)} MB RSS` : `FAILED: ${rec.error}`} (load ${rec.load1.toFixed(2)})`);
+      log(`${tag} run ${i + 1}/${wanted} ${spec.tool.padEnd(12)} ${rec.ok ? `${(rec.wallMs / 1000).toFixed(2)} s, CPU ${((rec.cpuMs ?? 0) / 1000).toFixed(2)} s (${((rec.sysCpuMs ?? 0) / 1000).toFixed(2)} s of it system; box ${((rec.boxCpuMs ?? 0) / 1000).toFixed(2)} s), ${(rec.peakRss / 1e6).toFixed(0)} MB RSS` : `FAILED: ${rec.error}`} (load ${rec.load1.toFixed(2)})`);
     }
   }
   const tools = specs.map((s) => summarize(s.tool, s.command, runs.get(s.tool)!, w));
