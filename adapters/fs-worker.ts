@@ -2,6 +2,7 @@
  * Worker thread for the filesystem adapter: each call is a whole sequence of synchronous file
  * calls (open, read, close), so one small file costs one message instead of four or five
  * thread-pool round trips on the main thread. Errors keep their errno code for the adapter.
+ * A source range read for the last time is dropped from the page cache (see fs-cache).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -10,6 +11,7 @@ import { serve, toErrorShape, type Handled, type WorkerErrorShape } from "../src
 import { crc32c, crcToBase64, md5Hex } from "../src/hashing.js";
 import { TEMP_SIZE_IS_PROGRESS, tempNameFor } from "./fs-names.js";
 import { inItsFolder } from "./fs-folders.js";
+import { dropCached } from "./fs-cache.js";
 
 export interface DirEntry {
   name: string;
@@ -37,6 +39,7 @@ function readSmall(file: string, max: number, start?: number, length?: number): 
     if (size > max) return { big: true };
     const buf = Buffer.allocUnsafeSlow(size);
     const got = readAll(fd, buf, start ?? 0);
+    dropCached(fd, start ?? 0, got);
     return { buf: got === size ? buf : buf.subarray(0, got) };
   } finally {
     fs.closeSync(fd);
@@ -46,6 +49,7 @@ function readSmall(file: string, max: number, start?: number, length?: number): 
 /**
  * Read `file` once in steps of up to 4 MiB: its MD5 (hex) and, with `partSize`, the base64
  * CRC32C of each `partSize`-byte part (reads stop at part boundaries, so a step is in one part).
+ * Its pages stay cached: a copy reads the file again after this pass.
  */
 function digestFile(file: string, partSize?: number): { md5: string; partCrc32c: string[] } {
   const fd = fs.openSync(file, "r");
@@ -143,6 +147,7 @@ function copyOne(src: string, final: string, expect: number, mtimeMs: number | u
           // A short read of a file is its end: no need for the read that would return 0.
           if (size === expect && n < buf.length) break;
         }
+        dropCached(input); // before the rename: the caller's progress reports end with it
         if (size === expect && mtimeMs !== undefined) fs.futimesSync(out, mtimeMs / 1000, mtimeMs / 1000);
       } finally {
         fs.closeSync(out);
@@ -159,6 +164,21 @@ function copyOne(src: string, final: string, expect: number, mtimeMs: number | u
     return { size, complete: true, md5: hash?.digest("hex") };
   } finally {
     fs.closeSync(input);
+  }
+}
+
+/** dropCached for a file this thread does not hold open (the kernel copied it). */
+function dropCachedFile(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch {
+    return; // gone since: nothing of it to keep
+  }
+  try {
+    dropCached(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -184,6 +204,7 @@ function kernelCopy(src: string, final: string, expect: number, mtimeMs: number 
       fs.rmSync(tmp, { force: true });
       return { size, complete: false };
     }
+    dropCachedFile(src); // before the rename: the caller's progress reports end with it
     fs.chmodSync(tmp, FILE_MODE);
     if (mtimeMs !== undefined) fs.utimesSync(tmp, mtimeMs / 1000, mtimeMs / 1000);
     fs.renameSync(tmp, final);
@@ -280,7 +301,9 @@ serve({
   readInto(file: string, start: number, target: Uint8Array): Handled {
     const fd = fs.openSync(file, "r");
     try {
-      return { value: readAll(fd, target, start) };
+      const got = readAll(fd, target, start);
+      dropCached(fd, start, got);
+      return { value: got };
     } finally {
       fs.closeSync(fd);
     }

@@ -17,6 +17,7 @@ import { flatten } from "../src/listing.js";
 import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js";
 import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
 import { TEMP_PREFIX, TEMP_SIZE_IS_PROGRESS, hashedTempName, tempNameFor } from "./fs-names.js";
+import { dropCached } from "./fs-cache.js";
 
 export { TEMP_PREFIX };
 
@@ -231,12 +232,15 @@ export class FsAdapter implements Adapter {
     }
     try {
       const size = length ?? (await handle.stat()).size;
-      return handle.createReadStream({
+      const stream = handle.createReadStream({
         start: range?.start,
         end: range?.end,
         highWaterMark: Math.min(size, 1024 * 1024),
         autoClose: true,
       });
+      // Before autoClose closes it: the range is read.
+      stream.once("end", () => dropCached(handle.fd, range?.start ?? 0, length ?? 0));
+      return stream;
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw toMigrateError(err);
@@ -256,6 +260,7 @@ export class FsAdapter implements Adapter {
           if (bytesRead === 0) break;
           got += bytesRead;
         }
+        dropCached(handle.fd, start, got);
         return got;
       } finally {
         await handle.close();

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { execFileSync } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import { adapterContract } from "./contract.js";
@@ -8,7 +9,9 @@ import { parseLocation } from "../../adapters/index.js";
 import { describe, expect, it } from "vitest";
 import { crc32cBase64 } from "../../src/hashing.js";
 import { compareKeys } from "../../src/keys.js";
-import { md5, seededBytes } from "../helpers/streams.js";
+import { collect, md5, seededBytes } from "../helpers/streams.js";
+import { repoRoot, runCli, treeDigest } from "../helpers/cli.js";
+import { canDropCached } from "../../adapters/fs-cache.js";
 
 adapterContract("fs", async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "cm-fs-contract-"));
@@ -217,5 +220,63 @@ describe("fs writeFromFile of a big file (copied by the kernel unless hashed)", 
       expect(fs.existsSync(path.join(dir, "dst", "y"))).toBe(false);
       expect(leftovers(dir)).toEqual([]);
     });
+  });
+});
+
+describe("fs reads and the page cache", () => {
+  /** Bytes of `file` in the page cache (util-linux fincore). */
+  const cached = (file: string): number =>
+    Number(execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", file], { encoding: "utf8" }).trim());
+
+  /** A folder on a disk filesystem: tmpfs pages cannot be dropped, so os.tmpdir() will not do if it is one. */
+  function diskDir(): string {
+    const onTmpfs = execFileSync("stat", ["-f", "-c", "%T", os.tmpdir()], { encoding: "utf8" }).trim() === "tmpfs";
+    const base = onTmpfs ? path.join(repoRoot, "node_modules", ".cache") : os.tmpdir();
+    fs.mkdirSync(base, { recursive: true });
+    return fs.mkdtempSync(path.join(base, "cm-fs-cache-"));
+  }
+
+  /** Write `files` (name → size) to disk and read them back, so all their (clean) pages are cached. */
+  function cachedFiles(dir: string, files: Record<string, number>): void {
+    for (const [name, size] of Object.entries(files)) {
+      const file = path.join(dir, name);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, seededBytes(size, size % 251));
+      const fd = fs.openSync(file, "r");
+      fs.fsyncSync(fd); // dirty pages are never dropped
+      fs.closeSync(fd);
+      fs.readFileSync(file);
+      expect(cached(file)).toBe(Math.ceil(size / 4096) * 4096);
+    }
+  }
+
+  it.runIf(process.platform === "linux")("drops a local source's pages once a copy has read them", async () => {
+    expect(canDropCached).toBe(true); // the native binding was built at install
+    const dir = diskDir();
+    try {
+      const src = path.join(dir, "src");
+      const files = { "a/small.bin": 10_000, "b/kernel-copied.bin": 3 * 1024 * 1024 + 5 };
+      cachedFiles(src, files);
+      const state = path.join(dir, "state");
+      const r = await runCli([src, path.join(dir, "dst"), "--json"], { env: { MIGRATE_STATE_DIR: state } });
+      expect(r.code).toBe(0);
+      for (const name of Object.keys(files)) expect(cached(path.join(src, name)), name).toBe(0);
+      expect(treeDigest(path.join(dir, "dst"))).toEqual(treeDigest(src)); // (reads the source back in)
+
+      // The reads other destinations use: whole, into part memory, and streamed.
+      // Parts of 2 MiB: the kernel drops only whole folios (up to 2 MiB each) inside the range.
+      const MiB2 = 2 * 1024 * 1024;
+      const reads = { "whole.bin": 70_000, "parts.bin": 2 * MiB2, "streamed.bin": 1024 * 1024 + 3 };
+      cachedFiles(src, reads);
+      const fsa = new FsAdapter(parseLocation(src));
+      expect((await fsa.readWhole("whole.bin", 1024 * 1024))?.body.length).toBe(70_000);
+      expect(await fsa.readInto("parts.bin", 0, Buffer.from(new SharedArrayBuffer(MiB2)))).toBe(MiB2); // on a file thread
+      expect(cached(path.join(src, "parts.bin"))).toBe(MiB2); // only the range read
+      expect(await fsa.readInto("parts.bin", MiB2, Buffer.alloc(MiB2))).toBe(MiB2); // on this thread
+      expect(md5(Buffer.concat((await collect(await fsa.read("streamed.bin"))) as Buffer[]))).toBe(md5(seededBytes(reads["streamed.bin"], reads["streamed.bin"] % 251)));
+      for (const name of Object.keys(reads)) expect(cached(path.join(src, name)), name).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
