@@ -32,7 +32,7 @@ await build({
   format: "esm",
   platform: "node",
   target: "node20",
-  external: ["better-sqlite3", "@node-rs/crc32", "fadvise"],
+  external: ["better-sqlite3", "@node-rs/crc32"],
   // Bundled CommonJS code calls require() for Node's own modules; ESM has none, so give it one.
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
   keepNames: true,

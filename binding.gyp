@@ -1,0 +1,8 @@
+{
+  "targets": [
+    {
+      "target_name": "fadvise",
+      "sources": ["native/fadvise.c"]
+    }
+  ]
+}
