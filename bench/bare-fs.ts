@@ -15,6 +15,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import { dropCached } from "../adapters/fs-cache.js";
 
 interface FileJob {
   rel: string;
@@ -40,7 +41,10 @@ function list(root: string): FileJob[] {
   return out;
 }
 
-/** Copy each file: read, write under a temporary name (making its folder if missing), mtime, rename. */
+/**
+ * Copy each file: read, write under a temporary name (making its folder if missing), mtime,
+ * rename; the source's pages then leave the page cache, as cloudmigrate and rclone drop them.
+ */
 function copyAll(src: string, dst: string, files: FileJob[]): number {
   const buf = Buffer.allocUnsafe(CHUNK);
   let bytes = 0;
@@ -65,6 +69,7 @@ function copyAll(src: string, dst: string, files: FileJob[]): number {
     }
     fs.futimesSync(out, f.mtimeMs / 1000, f.mtimeMs / 1000);
     fs.closeSync(out);
+    dropCached(input);
     fs.closeSync(input);
     fs.renameSync(tmp, final);
   }

@@ -12,7 +12,8 @@
  * - s3: @aws-sdk/client-s3 multipart — CreateMultipartUpload, PART_SIZE parts, CONCURRENCY
  *   UploadPart calls in flight, CompleteMultipartUpload (no Content-MD5, SDK checksums off as in
  *   our adapter). Endpoint and keys from AWS_* env. Each part is read before it is sent: with a
- *   positioned fs read, or by the source SDK's plainest ranged read into a Buffer
+ *   positioned fs read (its pages then dropped from the page cache, as cloudmigrate and rclone
+ *   drop a local source's), or by the source SDK's plainest ranged read into a Buffer
  *   (File.download({start, end}) for GCS, BlockBlobClient.downloadToBuffer for Azure).
  * - az: @azure/storage-blob BlockBlobClient.uploadStream(body, PART_SIZE, CONCURRENCY) from a
  *   single S3 GetObject stream. AZURE_STORAGE_CONNECTION_STRING.
@@ -24,6 +25,7 @@
 import fs from "node:fs";
 import { Readable, pipeline } from "node:stream";
 import { promisify } from "node:util";
+import { dropCached } from "../adapters/fs-cache.js";
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -63,6 +65,7 @@ async function sourceReader(from: { kind: string; bucket: string; key: string })
     const readPart: ReadPart = async (start, length) => {
       const body = Buffer.allocUnsafe(length);
       await fh.read(body, 0, length, start);
+      dropCached(fh.fd, start, length);
       return body;
     };
     return { size: (await fh.stat()).size, readPart, done: () => fh.close() };
