@@ -32,6 +32,22 @@ export const AWS_CLI = { threshold: 8 * MiB, partSize: 8 * MiB, concurrency: 10 
 export const plainS3Client = (env: Record<string, string>): S3Client =>
   s3ClientFor(env, { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" });
 
+/**
+ * `send` again (up to 3 tries in all) when it fails: every request here can be repeated as is.
+ * MinIO now and then answers a whole PUT with 400 IncompleteBody, "You did not provide the number
+ * of bytes specified by the Content-Length HTTP header" (minio/minio#21425); the SDK does not
+ * retry a 400, and one such answer cost the full run of 2026-12-02 its 1 GiB S3→Azure case.
+ */
+async function withRetries<T>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (attempt === 3) throw err;
+    }
+  }
+}
+
 /** Read `length` bytes of `file` at `offset`. */
 function readAt(file: string, offset: number, length: number): Buffer {
   const fd = fs.openSync(file, "r");
@@ -60,7 +76,7 @@ export async function seedLikeAwsCli(env: Record<string, string>, bucket: string
       const file = path.join(dir, ...key.split("/"));
       const size = fs.statSync(file).size;
       if (size < AWS_CLI.threshold) {
-        uploads.push(limit(() => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: readAt(file, 0, size) }))));
+        uploads.push(limit(() => withRetries(() => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: readAt(file, 0, size) })))));
         continue;
       }
       uploads.push(
@@ -71,13 +87,14 @@ export async function seedLikeAwsCli(env: Record<string, string>, bucket: string
             const [part, at, len] = [n, off, Math.min(AWS_CLI.partSize, size - off)];
             parts.push(
               limit(async () => {
-                const r = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: part, Body: readAt(file, at, len) }));
+                const body = readAt(file, at, len);
+                const r = await withRetries(() => s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: part, Body: body })));
                 return { PartNumber: part, ETag: r.ETag };
               }),
             );
           }
           const done = await Promise.all(parts);
-          await limit(() => s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } })));
+          await limit(() => withRetries(() => s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }))));
         })(),
       );
     }
