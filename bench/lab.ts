@@ -59,8 +59,8 @@ export interface Destination extends Endpoint {
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /**
- * A private copy of the built engine (bin/, dist/, package.json; node_modules linked), taken
- * when the lab opens: every run of a bench uses the same build even if dist/ is rebuilt while
+ * A private copy of the built engine (bin/, dist/, package.json, the native build/Release/*.node;
+ * node_modules linked), taken when the lab opens: every run of a bench uses the same build even if dist/ is rebuilt while
  * it runs (`npm run build` elsewhere would otherwise mix engine versions into one table).
  */
 export interface EngineSnapshot {
@@ -70,6 +70,8 @@ export interface EngineSnapshot {
   migrateBin: string;
   /** dist/bench of the copy (sdk-baseline.js, scale.js). */
   benchDir: string;
+  /** Whether the copy has the fadvise binding, so it and the bare loops drop a local source's pages once read. */
+  dropsPageCache: boolean;
 }
 
 function snapshotEngine(root: string): EngineSnapshot {
@@ -78,8 +80,16 @@ function snapshotEngine(root: string): EngineSnapshot {
   fs.cpSync(path.join(repoRoot, "dist"), path.join(dir, "dist"), { recursive: true, filter: (f) => !f.endsWith(".map") });
   fs.cpSync(path.join(repoRoot, "bin"), path.join(dir, "bin"), { recursive: true });
   fs.copyFileSync(path.join(repoRoot, "package.json"), path.join(dir, "package.json"));
+  // adapters/fs-cache.ts loads build/Release/fadvise.node from the package root, which here is
+  // the copy: without it the engine and the bare loops kept every local source page cached.
+  const release = path.join(repoRoot, "build", "Release");
+  const dropsPageCache = fs.existsSync(path.join(release, "fadvise.node"));
+  if (fs.existsSync(release)) {
+    fs.mkdirSync(path.join(dir, "build", "Release"), { recursive: true });
+    for (const f of fs.readdirSync(release)) if (f.endsWith(".node")) fs.copyFileSync(path.join(release, f), path.join(dir, "build", "Release", f));
+  }
   fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
-  return { dir, migrateBin: path.join(dir, "bin", "migrate"), benchDir: path.join(dir, "dist", "bench") };
+  return { dir, migrateBin: path.join(dir, "bin", "migrate"), benchDir: path.join(dir, "dist", "bench"), dropsPageCache };
 }
 
 /**

@@ -222,6 +222,7 @@ export function renderTable(r: BenchReport): string {
       lines.push(`Emulator storage: MinIO on ${storage.minio}; Azurite ${storage.azurite}; fake-gcs-server ${storage.fakeGcs}. Local folders on ${os.tmpdir()}.`);
     }
     if (typeof r.meta.s3Source === "string") lines.push(`S3 source bucket: ${r.meta.s3Source}.`);
+    if (typeof r.meta.localSourcePages === "string") lines.push(`Local source pages: ${r.meta.localSourcePages}.`);
     const runs = r.cases.flatMap((c) => c.tools.flatMap((t) => t.runs));
     const dropped = runs.filter((run) => run.cachesDropped).length;
     lines.push(
