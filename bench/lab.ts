@@ -60,8 +60,9 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 
 /**
  * A private copy of the built engine (bin/, dist/, package.json, the native build/Release/*.node;
- * node_modules linked), taken when the lab opens: every run of a bench uses the same build even if dist/ is rebuilt while
- * it runs (`npm run build` elsewhere would otherwise mix engine versions into one table).
+ * node_modules linked), taken when the lab opens: every run of a bench uses the same build even
+ * if dist/ is rebuilt while it runs (`npm run build` elsewhere would otherwise mix engine
+ * versions into one table).
  */
 export interface EngineSnapshot {
   /** The copy's folder. */
