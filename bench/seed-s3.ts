@@ -24,6 +24,8 @@ import {
 import { MiB, type Workload } from "./options.js";
 import { keyOf } from "./sources.js";
 import { s3ClientFor } from "../tests/emulators/minio.js";
+import { mapS3Error, type S3ErrorContext } from "../adapters/s3/errors.js";
+import { withRetry } from "../src/retry.js";
 
 /** The AWS CLI's defaults. */
 export const AWS_CLI = { threshold: 8 * MiB, partSize: 8 * MiB, concurrency: 10 } as const;
@@ -33,19 +35,17 @@ export const plainS3Client = (env: Record<string, string>): S3Client =>
   s3ClientFor(env, { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" });
 
 /**
- * `send` again (up to 3 tries in all) when it fails: every request here can be repeated as is.
+ * One request, retried as the engine retries (only errors mapped as temporary, with backoff).
  * MinIO now and then answers a whole PUT with 400 IncompleteBody, "You did not provide the number
  * of bytes specified by the Content-Length HTTP header" (minio/minio#21425); the SDK does not
  * retry a 400, and one such answer cost the full run of 2026-12-02 its 1 GiB S3→Azure case.
  */
-async function withRetries<T>(send: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await send();
-    } catch (err) {
-      if (attempt === 3) throw err;
-    }
-  }
+function sendRetried<T>(ctx: S3ErrorContext, send: () => Promise<T>): Promise<T> {
+  return withRetry({ attempts: 3, baseDelayMs: 200, maxDelayMs: 2_000 }, () =>
+    send().catch((err: unknown) => {
+      throw mapS3Error(err, ctx);
+    }),
+  );
 }
 
 /** Read `length` bytes of `file` at `offset`. */
@@ -76,7 +76,7 @@ export async function seedLikeAwsCli(env: Record<string, string>, bucket: string
       const file = path.join(dir, ...key.split("/"));
       const size = fs.statSync(file).size;
       if (size < AWS_CLI.threshold) {
-        uploads.push(limit(() => withRetries(() => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: readAt(file, 0, size) })))));
+        uploads.push(limit(() => sendRetried({ op: "PutObject", bucket, key }, () => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: readAt(file, 0, size) })))));
         continue;
       }
       uploads.push(
@@ -88,13 +88,13 @@ export async function seedLikeAwsCli(env: Record<string, string>, bucket: string
             parts.push(
               limit(async () => {
                 const body = readAt(file, at, len);
-                const r = await withRetries(() => s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: part, Body: body })));
+                const r = await sendRetried({ op: "UploadPart", bucket, key }, () => s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: part, Body: body })));
                 return { PartNumber: part, ETag: r.ETag };
               }),
             );
           }
           const done = await Promise.all(parts);
-          await limit(() => withRetries(() => s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }))));
+          await limit(() => sendRetried({ op: "CompleteMultipartUpload", bucket, key }, () => s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: done } }))));
         })(),
       );
     }
