@@ -73,6 +73,8 @@ export interface MultipartHooks {
 const MiB = 1024 * 1024;
 const DEFAULT_THRESHOLD = 64 * MiB;
 const DEFAULT_PART_SIZE = 16 * MiB;
+/** Rounds of partConcurrency parts read ahead of those uploading (memory: the budget still caps it). */
+const PARTS_READ_AHEAD_ROUNDS = 1;
 
 /** The part size for an object: the preferred size, within the service's limits. */
 export function choosePartSize(size: number, preferred: number, limits: { minPartSize: number; maxPartSize: number; maxParts: number }): number {
@@ -155,7 +157,11 @@ export class MultipartCopier {
       turns.clear();
     };
 
-    const limit = pLimit(this.settings.partConcurrency);
+    // Up to partConcurrency parts upload at once, and as many more are read ahead meanwhile:
+    // with each part read, then sent, in turn, the destination waited on the reads (S3→Azure,
+    // 1 GiB: Azurite busy ~90 % of the run against ~108 % under rclone's 16 blocks in flight).
+    const held = pLimit(PARTS_READ_AHEAD_ROUNDS * this.settings.partConcurrency + this.settings.partConcurrency);
+    const sending = pLimit(this.settings.partConcurrency);
     const work: Promise<void>[] = [];
     for (let n = 1; n <= partCount; n++) {
       const needsHash = !knownMd5 && n > hashedUpTo;
@@ -163,7 +169,7 @@ export class MultipartCopier {
       const start = (n - 1) * partSize;
       const length = Math.min(partSize, info.size - start);
       work.push(
-        limit(async () => {
+        held(async () => {
           if (this.hooks.shouldStop()) {
             breakTurns(new Interrupted(item.key));
             throw new Interrupted(item.key);
@@ -181,29 +187,37 @@ export class MultipartCopier {
               partCrc32c ? Promise.resolve(partCrc32c[n - 1])
               : caps.partChecksum === "crc32c" ? Promise.resolve(crc32cBase64(body))
               : md5Of(body);
-            settled = partHash.catch(() => undefined);
-            if (needsHash) {
-              await waitTurn(n);
-              hashState = await md5Continue(hashState, body);
-              passTurn(n);
-            }
+            // The whole-object MD5 advances in part order beside the upload, which need not wait for it.
+            const chained = needsHash
+              ? (async () => {
+                  await waitTurn(n);
+                  hashState = await md5Continue(hashState, body);
+                  passTurn(n);
+                })()
+              : undefined;
+            settled = Promise.all([partHash, chained].map((p) => p?.catch(() => undefined)));
             const partSum = await partHash;
             if (!committed.has(n)) {
-              const etag = await withRetry(this.hooks.retry, async () => {
-                this.hooks.onBytes(length);
-                try {
-                  return await steps.uploadPart(item.key, upload.uploadId, n, body, partSum);
-                } catch (err) {
-                  this.hooks.onBytes(-length);
-                  throw err;
-                }
-              }, this.retryHooks(item.key));
+              const etag = await sending(() => {
+                // A part read ahead is not sent once the run is stopping: resume sends it.
+                if (this.hooks.shouldStop()) throw new Interrupted(item.key);
+                return withRetry(this.hooks.retry, async () => {
+                  this.hooks.onBytes(length);
+                  try {
+                    return await steps.uploadPart(item.key, upload.uploadId, n, body, partSum);
+                  } catch (err) {
+                    this.hooks.onBytes(-length);
+                    throw err;
+                  }
+                }, this.retryHooks(item.key));
+              });
               const part = { partNumber: n, size: length, checksum: partSum, etag };
               this.store.savePart(item.key, part);
               committed.set(n, part);
               bytesDone += length;
               this.store.progress(item.id, bytesDone, committed.size, partCount);
             }
+            await chained;
           } catch (err) {
             breakTurns(err);
             throw err;

@@ -1,0 +1,88 @@
+/**
+ * Parts of a large object are read ahead of those uploading: at most partConcurrency uploads
+ * at once, and while they are slow the next round of parts is already read, so the destination
+ * never waits on a read. The object still arrives whole and byte-identical.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { FsAdapter } from "../../adapters/fs.js";
+import { parseLocation } from "../../adapters/index.js";
+import type { Adapter, MultipartSteps } from "../../adapters/types.js";
+import { Copier } from "../../src/copier.js";
+import { plan } from "../../src/planner.js";
+import { tempDir } from "../helpers/cli.js";
+import { scratchStore } from "../helpers/copy.js";
+
+const RETRY = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
+const PART = 256 * 1024;
+const PARTS = 24;
+const PART_CONCURRENCY = 3;
+
+/** Counters of what a copy did at once: ranged reads started, uploads in flight. */
+interface Watch {
+  reads: number[];
+  uploading: number;
+  maxUploading: number;
+  /** Reads started while PART_CONCURRENCY uploads were in flight: read ahead of them. */
+  readsWhileUploadsFull: number;
+}
+
+function watchedSource(dir: string, watch: Watch): Adapter {
+  const inner = new FsAdapter(parseLocation(dir));
+  return Object.assign(Object.create(inner) as Adapter, {
+    async readInto(key: string, start: number, into: Buffer): Promise<number> {
+      watch.reads.push(start);
+      if (watch.uploading >= PART_CONCURRENCY) watch.readsWhileUploadsFull++;
+      return inner.readInto!(key, start, into);
+    },
+  });
+}
+
+function slowDestination(dir: string, watch: Watch): Adapter {
+  const inner = new FsAdapter(parseLocation(dir));
+  const steps = inner.multipart!;
+  const multipart: MultipartSteps = {
+    ...steps,
+    async uploadPart(...args: Parameters<MultipartSteps["uploadPart"]>) {
+      watch.uploading++;
+      watch.maxUploading = Math.max(watch.maxUploading, watch.uploading);
+      try {
+        await new Promise((r) => setTimeout(r, 25));
+        return await steps.uploadPart(...args);
+      } finally {
+        watch.uploading--;
+      }
+    },
+  };
+  return Object.assign(Object.create(inner) as Adapter, { multipart });
+}
+
+describe("parts read ahead of uploads", () => {
+  it("keeps partConcurrency uploads in flight, reads the next round meanwhile, and delivers the object intact", async () => {
+    const srcDir = tempDir("readahead-src");
+    const dstDir = tempDir("readahead-dst");
+    const body = crypto.randomBytes(PART * PARTS);
+    fs.writeFileSync(path.join(srcDir, "big.bin"), body);
+    const watch: Watch = { reads: [], uploading: 0, maxUploading: 0, readsWhileUploadsFull: 0 };
+    const source = watchedSource(srcDir, watch);
+    const destination = slowDestination(dstDir, watch);
+    const store = scratchStore(tempDir("readahead-ckpt"), srcDir, dstDir);
+    await plan({ source, destination, store, options: store.job.options });
+    const result = await new Copier(source, destination, store, {
+      concurrency: 1,
+      retry: RETRY,
+      multipart: { threshold: PART, partSize: PART, partConcurrency: PART_CONCURRENCY, maxMemory: 64 * 1024 * 1024 },
+    }).run();
+
+    expect(result.copied).toBe(1);
+    expect(fs.readFileSync(path.join(dstDir, "big.bin")).equals(body)).toBe(true);
+    expect(watch.reads.length).toBe(PARTS);
+    expect(watch.maxUploading).toBe(PART_CONCURRENCY);
+    // Reads went on while every upload slot was taken (without read-ahead: never).
+    expect(watch.readsWhileUploadsFull).toBeGreaterThan(PARTS / 2);
+    expect(store.counts().byState.done.objects).toBe(1);
+    store.close();
+  }, 30_000);
+});
