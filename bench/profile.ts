@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Lab, repoRoot } from "./lab.js";
 import { killCurrent, measure } from "./measure.js";
 import { parseOptions, type RouteName, type Workload } from "./options.js";
-import { callersOf, renderProfile, summarizeProfile } from "./cpuprofile.js";
+import { callersOf, onCpuMs, renderProfile, summarizeProfile } from "./cpuprofile.js";
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -69,19 +69,29 @@ async function main(): Promise<void> {
     const got = await dst.totals();
     await dst.dispose();
     if (m.exitCode !== 0) throw new Error(`migrate exited ${m.exitCode}: ${m.stderrTail}`);
-    const file = fs.readdirSync(profDir).find((f) => f.endsWith(".cpuprofile"));
-    if (!file) throw new Error("no .cpuprofile written");
+    // One profile per thread (the main thread's is written last, when the process exits; each
+    // worker's when the worker ends), largest first: the main thread, then hashing and reading threads.
+    const files = fs
+      .readdirSync(profDir)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .map((f) => ({ f, on: onCpuMs(path.join(profDir, f)) }))
+      .sort((a, b) => b.on - a.on);
+    if (files.length === 0) throw new Error("no .cpuprofile written");
     const outDir = path.resolve(repoRoot, values.out!);
     fs.mkdirSync(outDir, { recursive: true });
-    const kept = path.join(outDir, `${w.name}-${route}-${w.count}x${w.size}.cpuprofile`);
-    fs.copyFileSync(path.join(profDir, file), kept);
     const mbps = (w.count * w.size) / 1e6 / (m.wallMs / 1000);
     process.stdout.write(
       `${w.name} ${route}: ${w.count} × ${w.size} B in ${(m.wallMs / 1000).toFixed(2)} s ` +
         `(${((w.count * 1000) / m.wallMs).toFixed(0)} objects/s, ${mbps.toFixed(1)} MB/s, peak RSS ${(m.peakRss / 1e6).toFixed(0)} MB; ` +
-        `destination holds ${got.count} objects)\nprofile: ${path.relative(process.cwd(), kept)}\n`,
+        `destination holds ${got.count} objects)\n` +
+        `threads on CPU: ${files.map((x) => `${x.on.toFixed(0)} ms`).join(", ")}\n`,
     );
-    show(kept);
+    files.forEach(({ f }, i) => {
+      const kept = path.join(outDir, `${w.name}-${route}-${w.count}x${w.size}${i === 0 ? "" : `-thread${i}`}.cpuprofile`);
+      fs.copyFileSync(path.join(profDir, f), kept);
+      process.stdout.write(`profile: ${path.relative(process.cwd(), kept)}\n`);
+      show(kept);
+    });
   } finally {
     await lab.close();
   }
