@@ -69,8 +69,8 @@ async function main(): Promise<void> {
     const got = await dst.totals();
     await dst.dispose();
     if (m.exitCode !== 0) throw new Error(`migrate exited ${m.exitCode}: ${m.stderrTail}`);
-    // One profile per thread (the main thread's is written last, when the process exits; each
-    // worker's when the worker ends), largest first: the main thread, then hashing and reading threads.
+    // One profile per thread (each worker's written when it ends, the main thread's at exit),
+    // busiest first: thread1, thread2… are in that order, not by role.
     const files = fs
       .readdirSync(profDir)
       .filter((f) => f.endsWith(".cpuprofile"))

@@ -84,7 +84,7 @@ function addRunOptions(cmd: Command): Command {
     .option("--retries <n>", "attempts per object for temporary errors", positiveInt("--retries"), 5)
     .option("--multipart-threshold <size>", "objects at least this big go in parts (default: 200M into S3, 256M into GCS or Azure, 8G into a local folder)", size("--multipart-threshold"))
     .option("--part-size <size>", "part size for multipart transfers (default: 16M, 64M into GCS; raised to fit the service's part limit)", size("--part-size"))
-    .option("--part-concurrency <n>", "parts uploading at once per large object (as many more are read ahead)", positiveInt("--part-concurrency"), 4)
+    .option("--part-concurrency <n>", "parts uploading at once per large object (a few more are read ahead)", positiveInt("--part-concurrency"), 4)
     .addOption(sizeOption("--max-memory <size>", "cap on bytes buffered for parts and local files read whole, all objects together", "512M"))
     .option("--timeout <seconds>", "per-request timeout (of silence) for cloud services", positiveInt("--timeout"), 60)
     .option("--tps-limit <n>", "at most this many requests per second to each service", positiveInt("--tps-limit"))

@@ -1,7 +1,8 @@
 /**
  * Parts of a large object are read ahead of those uploading: at most partConcurrency uploads
- * at once, and while they are slow the next round of parts is already read, so the destination
- * never waits on a read. The object still arrives whole and byte-identical.
+ * at once, and while they are slow up to as many more parts (32 MiB of them at most, one at
+ * least) are already read, so the destination never waits on a read. The object still arrives
+ * whole and byte-identical.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -16,8 +17,7 @@ import { tempDir } from "../helpers/cli.js";
 import { scratchStore } from "../helpers/copy.js";
 
 const RETRY = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 };
-const PART = 256 * 1024;
-const PARTS = 24;
+const MiB = 1024 * 1024;
 const PART_CONCURRENCY = 3;
 
 /** Counters of what a copy did at once: ranged reads started, uploads in flight. */
@@ -27,6 +27,9 @@ interface Watch {
   maxUploading: number;
   /** Reads started while PART_CONCURRENCY uploads were in flight: read ahead of them. */
   readsWhileUploadsFull: number;
+  /** Parts read and not yet uploaded, and the most there were. */
+  held: number;
+  maxHeld: number;
 }
 
 function watchedSource(dir: string, watch: Watch): Adapter {
@@ -35,6 +38,7 @@ function watchedSource(dir: string, watch: Watch): Adapter {
     async readInto(key: string, start: number, into: Buffer): Promise<number> {
       watch.reads.push(start);
       if (watch.uploading >= PART_CONCURRENCY) watch.readsWhileUploadsFull++;
+      watch.maxHeld = Math.max(watch.maxHeld, ++watch.held);
       return inner.readInto!(key, start, into);
     },
   });
@@ -53,36 +57,50 @@ function slowDestination(dir: string, watch: Watch): Adapter {
         return await steps.uploadPart(...args);
       } finally {
         watch.uploading--;
+        watch.held--;
       }
     },
   };
   return Object.assign(Object.create(inner) as Adapter, { multipart });
 }
 
-describe("parts read ahead of uploads", () => {
-  it("keeps partConcurrency uploads in flight, reads the next round meanwhile, and delivers the object intact", async () => {
-    const srcDir = tempDir("readahead-src");
-    const dstDir = tempDir("readahead-dst");
-    const body = crypto.randomBytes(PART * PARTS);
-    fs.writeFileSync(path.join(srcDir, "big.bin"), body);
-    const watch: Watch = { reads: [], uploading: 0, maxUploading: 0, readsWhileUploadsFull: 0 };
-    const source = watchedSource(srcDir, watch);
-    const destination = slowDestination(dstDir, watch);
-    const store = scratchStore(tempDir("readahead-ckpt"), srcDir, dstDir);
-    await plan({ source, destination, store, options: store.job.options });
-    const result = await new Copier(source, destination, store, {
-      concurrency: 1,
-      retry: RETRY,
-      multipart: { threshold: PART, partSize: PART, partConcurrency: PART_CONCURRENCY, maxMemory: 64 * 1024 * 1024 },
-    }).run();
+async function copyWatched(part: number, parts: number): Promise<Watch> {
+  const srcDir = tempDir("readahead-src");
+  const dstDir = tempDir("readahead-dst");
+  const body = crypto.randomBytes(part * parts);
+  fs.writeFileSync(path.join(srcDir, "big.bin"), body);
+  const watch: Watch = { reads: [], uploading: 0, maxUploading: 0, readsWhileUploadsFull: 0, held: 0, maxHeld: 0 };
+  const source = watchedSource(srcDir, watch);
+  const destination = slowDestination(dstDir, watch);
+  const store = scratchStore(tempDir("readahead-ckpt"), srcDir, dstDir);
+  await plan({ source, destination, store, options: store.job.options });
+  const result = await new Copier(source, destination, store, {
+    concurrency: 1,
+    retry: RETRY,
+    multipart: { threshold: part, partSize: part, partConcurrency: PART_CONCURRENCY, maxMemory: 256 * MiB },
+  }).run();
 
-    expect(result.copied).toBe(1);
-    expect(fs.readFileSync(path.join(dstDir, "big.bin")).equals(body)).toBe(true);
-    expect(watch.reads.length).toBe(PARTS);
-    expect(watch.maxUploading).toBe(PART_CONCURRENCY);
+  expect(result.copied).toBe(1);
+  expect(fs.readFileSync(path.join(dstDir, "big.bin")).equals(body)).toBe(true);
+  expect(watch.reads.length).toBe(parts);
+  expect(watch.maxUploading).toBe(PART_CONCURRENCY);
+  expect(store.counts().byState.done.objects).toBe(1);
+  store.close();
+  return watch;
+}
+
+describe("parts read ahead of uploads", () => {
+  it("keeps partConcurrency uploads in flight, reads as many more meanwhile, and delivers the object intact", async () => {
+    const parts = 24;
+    const watch = await copyWatched(256 * 1024, parts);
     // Reads went on while every upload slot was taken (without read-ahead: never).
-    expect(watch.readsWhileUploadsFull).toBeGreaterThan(PARTS / 2);
-    expect(store.counts().byState.done.objects).toBe(1);
-    store.close();
+    expect(watch.readsWhileUploadsFull).toBeGreaterThan(parts / 2);
+    expect(watch.maxHeld).toBe(2 * PART_CONCURRENCY);
   }, 30_000);
+
+  it("reads big parts ahead only up to 32 MiB", async () => {
+    const watch = await copyWatched(16 * MiB, 6);
+    expect(watch.readsWhileUploadsFull).toBeGreaterThan(0);
+    expect(watch.maxHeld).toBe(PART_CONCURRENCY + 2);
+  }, 60_000);
 });
