@@ -134,6 +134,3 @@ export function renderProfile(s: ProfileSummary): string {
   if (s.inclusive.length) out.push("inclusive time:", ...s.inclusive.map(line));
   return out.join("\n");
 }
-
-/** A profile's time on CPU (not idle), to order a run's threads by. */
-export const onCpuMs = (file: string): number => summarizeProfile(file, 0).busyMs;

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Lab, repoRoot } from "./lab.js";
 import { killCurrent, measure } from "./measure.js";
 import { parseOptions, type RouteName, type Workload } from "./options.js";
-import { callersOf, onCpuMs, renderProfile, summarizeProfile } from "./cpuprofile.js";
+import { callersOf, renderProfile, summarizeProfile } from "./cpuprofile.js";
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -34,9 +34,10 @@ async function main(): Promise<void> {
     },
     allowPositionals: true,
   });
-  const show = (file: string) => {
-    const inclusive = values.inclusive ? values.inclusive.split(",") : [];
-    process.stdout.write(renderProfile(summarizeProfile(file, 30, inclusive)) + "\n");
+  const inclusive = values.inclusive ? values.inclusive.split(",") : [];
+  const summarize = (file: string) => summarizeProfile(file, 30, inclusive);
+  const show = (file: string, summary = summarize(file)) => {
+    process.stdout.write(renderProfile(summary) + "\n");
     for (const fn of values.callers ? values.callers.split(",") : []) {
       process.stdout.write(`callers of ${fn}:\n`);
       for (const c of callersOf(file, fn)) process.stdout.write(`  ${c.ms.toFixed(0).padStart(7)} ms ${c.pct.toFixed(1).padStart(5)} %  ${c.name}\n`);
@@ -74,8 +75,8 @@ async function main(): Promise<void> {
     const files = fs
       .readdirSync(profDir)
       .filter((f) => f.endsWith(".cpuprofile"))
-      .map((f) => ({ f, on: onCpuMs(path.join(profDir, f)) }))
-      .sort((a, b) => b.on - a.on);
+      .map((f) => ({ f, summary: summarize(path.join(profDir, f)) }))
+      .sort((a, b) => b.summary.busyMs - a.summary.busyMs);
     if (files.length === 0) throw new Error("no .cpuprofile written");
     const outDir = path.resolve(repoRoot, values.out!);
     fs.mkdirSync(outDir, { recursive: true });
@@ -84,13 +85,13 @@ async function main(): Promise<void> {
       `${w.name} ${route}: ${w.count} × ${w.size} B in ${(m.wallMs / 1000).toFixed(2)} s ` +
         `(${((w.count * 1000) / m.wallMs).toFixed(0)} objects/s, ${mbps.toFixed(1)} MB/s, peak RSS ${(m.peakRss / 1e6).toFixed(0)} MB; ` +
         `destination holds ${got.count} objects)\n` +
-        `threads on CPU: ${files.map((x) => `${x.on.toFixed(0)} ms`).join(", ")}\n`,
+        `threads on CPU: ${files.map((x) => `${x.summary.busyMs.toFixed(0)} ms`).join(", ")}\n`,
     );
-    files.forEach(({ f }, i) => {
+    files.forEach(({ f, summary }, i) => {
       const kept = path.join(outDir, `${w.name}-${route}-${w.count}x${w.size}${i === 0 ? "" : `-thread${i}`}.cpuprofile`);
       fs.copyFileSync(path.join(profDir, f), kept);
       process.stdout.write(`profile: ${path.relative(process.cwd(), kept)}\n`);
-      show(kept);
+      show(kept, summary);
     });
   } finally {
     await lab.close();
