@@ -1,8 +1,9 @@
 {
   "targets": [
     {
-      "target_name": "fadvise",
-      "sources": ["native/fadvise.c"]
+      "target_name": "fsnative",
+      "sources": ["native/addon.c", "native/napi-helpers.c", "native/fadvise.c", "native/copy-files.c", "native/list-dir.c", "native/read-files.c"],
+      "cflags": ["-Wall", "-Wextra"]
     }
   ]
 }

@@ -18,6 +18,8 @@ import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js"
 import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
 import { TEMP_PREFIX, TEMP_SIZE_IS_PROGRESS, hashedTempName, tempNameFor } from "./fs-names.js";
 import { dropCached } from "./fs-cache.js";
+import { NATIVE_COPY_BELOW, NativeCopier } from "./fs-native-copy.js";
+import { fsNative } from "./fs-native.js";
 
 export { TEMP_PREFIX };
 
@@ -39,6 +41,10 @@ const SMALL_FILE = 256 * 1024;
 const FS_WORKERS = Number(process.env.CLOUDMIGRATE_FS_THREADS) || Math.min(8, Math.max(2, os.availableParallelism()));
 let sharedPool: WorkerPool | undefined;
 const fsPool = (): WorkerPool => (sharedPool ??= new WorkerPool(workerScript(import.meta.url, "fs-worker"), FS_WORKERS));
+/** The addon's copier, on as many pool threads as there would be file threads. */
+const nativeCopier = NativeCopier.create(FS_WORKERS);
+/** Whether writeFromFiles may use the addon (CLOUDMIGRATE_NATIVE_COPY=0 turns it off, read per call). */
+const nativeCopyOn = (): boolean => nativeCopier !== undefined && process.env.CLOUDMIGRATE_NATIVE_COPY !== "0";
 
 /**
  * `buf`, or a copy of it in memory of its own: a message to a worker copies a view's whole
@@ -122,10 +128,15 @@ export class FsAdapter implements Adapter {
     return this.walk(start, prefix ? prefix + "/" : "", this.listDir(start));
   }
 
-  /** A folder's entries, read (and its files stat'ed) by one worker call ahead of any copying queued. */
+  /**
+   * A folder's entries, read (and its files stat'ed) by the addon, else by one worker call ahead
+   * of any copying queued.
+   */
   private async listDir(dir: string): Promise<DirEntry[]> {
     try {
-      return await fsPool().callFirst<DirEntry[]>("listDir", dir, TEMP_PREFIX);
+      if (!fsNative.listDir) return await fsPool().callFirst<DirEntry[]>("listDir", dir, TEMP_PREFIX);
+      const [names, meta] = await fsNative.listDir(dir, TEMP_PREFIX);
+      return names.map((name, i) => ({ name, dir: meta[3 * i] === 1, size: meta[3 * i + 1], mtimeMs: meta[3 * i + 2] }));
     } catch (err) {
       throw toMigrateError(err);
     }
@@ -198,7 +209,12 @@ export class FsAdapter implements Adapter {
       }
     }
     if (!wanted.length) return;
-    const all = fsPool().call<(SmallRead | { failed: true })[]>("readMany", paths, SMALL_FILE).catch(() => undefined);
+    const all = fsNative.readSmallFiles
+      ? fsNative.readSmallFiles(paths, SMALL_FILE).then(
+          (got) => got.map((g) => (g === true ? { big: true as const } : g === null ? { failed: true as const } : { buf: g })),
+          () => undefined,
+        )
+      : fsPool().call<(SmallRead | { failed: true })[]>("readMany", paths, SMALL_FILE).catch(() => undefined);
     wanted.forEach((k, i) =>
       this.ahead.set(k, all.then((got) => { const one = got?.[i]; return one && !("failed" in one) ? one : undefined; })),
     );
@@ -377,7 +393,15 @@ export class FsAdapter implements Adapter {
       const finalPath = this.pathOf(it.key);
       return [it.file, finalPath, it.source.size, it.source.mtime, it.md5 === true];
     });
-    const got = await fsPool().callPinned<CopiedOrFailed[]>(path.dirname(entries[0][1]), "copyFiles", entries);
+    const folder = path.dirname(entries[0][1]);
+    // The addon copies files that need no hash, as the worker's copyOne would (native/copy-files.c).
+    const native = nativeCopyOn() && items.every((it) => it.md5 !== true && it.source.size < NATIVE_COPY_BELOW);
+    const got = native
+      ? await nativeCopier!.copy(
+          folder,
+          entries.map(([src, final, size, mtimeMs]) => ({ src, tmp: tempNameFor(final), final, size, mtimeMs })),
+        )
+      : await fsPool().callPinned<CopiedOrFailed[]>(folder, "copyFiles", entries);
     return got.map((g, i) => {
       const { key, file, source } = items[i];
       return "error" in g ? this.handoffError(key, file, fromErrorShape(g.error)) : this.handoffResult(key, source, g.ok);
@@ -455,7 +479,9 @@ export class FsAdapter implements Adapter {
   }
 
   async check(role: "source" | "destination"): Promise<void> {
-    fsPool().warm(); // threads boot while the run sets up, not on the first listing call
+    // Threads boot while the run sets up, not on the first listing call. Where the addon lists,
+    // reads and copies small files they may never be needed: each costs ~70-140 ms of CPU to boot.
+    if (!fsNative.listDir) fsPool().warm();
     const st = await fsp.stat(this.root).catch((err: NodeJS.ErrnoException) => err);
     if (st instanceof Error) {
       if (st.code !== "ENOENT") throw runError(role, this.display, st.message);

@@ -1,15 +1,14 @@
 /*
  * dropCached(fd, offset, length): posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED), the
- * error number it gave (0: done); Linux only (elsewhere the module exports nothing). Plain
- * Node-API in C, context-aware so file threads load it too.
+ * error number it gave (0: done); Linux only.
  * Nothing here throws: a call Node refuses (wrong arguments, an environment being torn down while
  * a thread exits) gives undefined, never a JavaScript exception or a fatal error.
  */
-#include <node_api.h>
+#include "fs-native.h"
 #if defined(__linux__)
 #include <fcntl.h>
 
-static napi_value DropCached(napi_env env, napi_callback_info info) {
+napi_value DropCached(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   int32_t fd;
@@ -25,13 +24,3 @@ static napi_value DropCached(napi_env env, napi_callback_info info) {
 }
 
 #endif
-
-NAPI_MODULE_INIT() {
-#if defined(__linux__)
-  napi_value fn;
-  if (napi_create_function(env, "dropCached", NAPI_AUTO_LENGTH, DropCached, NULL, &fn) == napi_ok) {
-    napi_set_named_property(env, exports, "dropCached", fn);
-  }
-#endif
-  return exports;
-}

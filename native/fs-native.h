@@ -1,0 +1,34 @@
+/* The fsnative addon's functions (native/addon.c registers them) and shared helpers. Linux only. */
+#ifndef CLOUDMIGRATE_FS_NATIVE_H
+#define CLOUDMIGRATE_FS_NATIVE_H
+#include <node_api.h>
+#include <stdint.h>
+#if defined(__linux__)
+napi_value DropCached(napi_env env, napi_callback_info info);
+napi_value CopySmallFiles(napi_env env, napi_callback_info info);
+napi_value ListDir(napi_env env, napi_callback_info info);
+napi_value ReadSmallFiles(napi_env env, napi_callback_info info);
+
+/** A malloc'd UTF-8 copy of the JavaScript string `v`, or NULL. */
+char *fsn_copy_string(napi_env env, napi_value v);
+/**
+ * An Error shaped as Node's fs errors: message "CODE: description, syscall 'path' -> 'dest'",
+ * code, errno (negative), syscall, path and dest where given. `err` is a positive errno.
+ */
+napi_value fsn_fs_error(napi_env env, int err, const char *syscall, const char *path, const char *dest);
+/** Reject `deferred` with an Error of `message`. */
+void fsn_reject(napi_env env, napi_deferred deferred, const char *message);
+/**
+ * For a `complete` callback: resolve `deferred` with the array of element(env, data, i) for i
+ * below n, or reject it when the work did not run (status not napi_ok).
+ */
+void fsn_settle_array(napi_env env, napi_status status, napi_deferred deferred, uint32_t n, napi_value (*element)(napi_env, void *, uint32_t), void *data);
+/**
+ * Queue `execute` (pool thread) then `complete` (JavaScript thread) on `data`; the Promise that
+ * `complete` settles through *deferred. When it cannot be queued: the Promise rejected and
+ * discard(data) called.
+ */
+napi_value fsn_queue(napi_env env, void *data, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete,
+                     napi_async_work *work, napi_deferred *deferred, void (*discard)(void *));
+#endif
+#endif
