@@ -23,6 +23,7 @@ import { startMinio } from "../tests/emulators/minio.js";
 import { startFakeGcs } from "../tests/emulators/fakegcs.js";
 import { containerSasUrl, startAzurite } from "../tests/emulators/azurite.js";
 import type { Emulator } from "../tests/emulators/types.js";
+import { FS_NATIVE_FILE } from "../adapters/fs-native.js";
 import { findGoBinary } from "../tests/emulators/process.js";
 import { createAdapter, parseLocation } from "../adapters/index.js";
 import type { RouteName, S3Seed, Workload } from "./options.js";
@@ -71,7 +72,7 @@ export interface EngineSnapshot {
   migrateBin: string;
   /** dist/bench of the copy (sdk-baseline.js, scale.js). */
   benchDir: string;
-  /** Whether the copy has the fadvise binding, so it and the bare loops drop a local source's pages once read. */
+  /** Whether the copy has the fsnative addon, so it and the bare loops drop a local source's pages once read. */
   dropsPageCache: boolean;
 }
 
@@ -81,10 +82,11 @@ function snapshotEngine(root: string): EngineSnapshot {
   fs.cpSync(path.join(repoRoot, "dist"), path.join(dir, "dist"), { recursive: true, filter: (f) => !f.endsWith(".map") });
   fs.cpSync(path.join(repoRoot, "bin"), path.join(dir, "bin"), { recursive: true });
   fs.copyFileSync(path.join(repoRoot, "package.json"), path.join(dir, "package.json"));
-  // adapters/fs-cache.ts loads build/Release/fadvise.node from the package root, which here is
-  // the copy: without it the engine and the bare loops kept every local source page cached.
+  // adapters/fs-native.ts loads build/Release/fsnative.node from the package root, which here is
+  // the copy: without it the engine and the bare loops kept every local source page cached, and
+  // the engine copied, listed and read small files on its file threads.
   const release = path.join(repoRoot, "build", "Release");
-  const dropsPageCache = fs.existsSync(path.join(release, "fadvise.node"));
+  const dropsPageCache = fs.existsSync(path.join(release, FS_NATIVE_FILE));
   if (fs.existsSync(release)) {
     fs.mkdirSync(path.join(dir, "build", "Release"), { recursive: true });
     for (const f of fs.readdirSync(release)) if (f.endsWith(".node")) fs.copyFileSync(path.join(release, f), path.join(dir, "build", "Release", f));

@@ -338,7 +338,7 @@ async function main(): Promise<void> {
       engine: "a copy of dist/ taken when the bench started (every run uses the same build)",
       localSourcePages: lab.engine.dropsPageCache
         ? "dropped from the page cache once read, by cloudmigrate and the bare loops (native/fadvise.c), as rclone drops them"
-        : "kept in the page cache by cloudmigrate and the bare loops (build/Release/fadvise.node missing); rclone drops them",
+        : "kept in the page cache by cloudmigrate and the bare loops (build/Release/fsnative.node missing); rclone drops them",
       node: process.version,
       rclone: rclone ?? null,
       emulatorStorage: { minio: emulatorStorage().kind, azurite: "in memory", fakeGcs: `filesystem backend on ${emulatorStorage().kind}` },
