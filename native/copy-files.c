@@ -92,12 +92,13 @@ static int write_all(int fd, const char *buf, size_t len, int64_t at) {
   return 0;
 }
 
-/** libuv's conversion of seconds to a timespec (so the mtime is the one utimes would set). */
+/** libuv's conversion of seconds to a timespec, to the µs (so the mtime is the one futimes sets). */
 static struct timespec to_timespec(double ms) {
   double t = ms / 1000;
   struct timespec ts;
   ts.tv_sec = (time_t)t;
   ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+  ts.tv_nsec -= ts.tv_nsec % 1000;
   if (ts.tv_nsec < 0) {
     ts.tv_sec -= 1;
     ts.tv_nsec += 1000000000;
@@ -108,7 +109,10 @@ static struct timespec to_timespec(double ms) {
 static void copy_one(file_job *j, char *buf) {
   /* O_NONBLOCK: a source replaced by a fifo since it was listed does not hang the open. */
   int in = open(j->src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (in < 0) return fail(j, errno, "open", ON_SRC);
+  if (in < 0) {
+    fail(j, errno, "open", ON_SRC);
+    return;
+  }
   int out = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (out < 0 && errno == ENOENT) {
     int err = make_folder_of(j->tmp);
