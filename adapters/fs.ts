@@ -170,6 +170,8 @@ export class FsAdapter implements Adapter {
     let files: ObjectInfo[] = [];
     for (const { e } of sorted) {
       if (!e.dir) {
+        // Files this big are read or copied by the file threads: they boot while the plan runs.
+        if (e.size > SMALL_FILE) fsPool().warm();
         files.push({ key: keyPrefix + e.name, size: e.size, mtime: Math.floor(e.mtimeMs) });
         continue;
       }
@@ -354,6 +356,12 @@ export class FsAdapter implements Adapter {
    * main thread. A big file's progress is read from shared memory the worker updates.
    */
   async writeFromFile(key: string, file: string, source: ObjectInfo, opts?: { md5?: boolean; onBytes?(n: number): void }): Promise<WriteResult> {
+    if (opts?.md5 !== true && source.size < NATIVE_COPY_BELOW && nativeCopyOn()) {
+      // By the addon, as a group of one (no progress to report below PROGRESS_MIN).
+      const [one] = await this.copyGroup([{ key, file, source }]);
+      if (one instanceof MigrateError) throw one;
+      return one;
+    }
     const finalPath = this.pathOf(key);
     const onBytes = opts?.onBytes;
     const progress = onBytes && source.size >= PROGRESS_MIN ? new BigInt64Array(new SharedArrayBuffer(8)) : undefined;
@@ -393,7 +401,12 @@ export class FsAdapter implements Adapter {
    * writeFromFile for several small files in one worker call; each result is that file's
    * WriteResult or error. Groups into the same folder go to one thread at a time (see callPinned).
    */
-  async writeFromFiles(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]> {
+  writeFromFiles(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]> {
+    return this.copyGroup(items);
+  }
+
+  /** writeFromFiles; writeFromFile's way for a file the addon copies. */
+  private async copyGroup(items: readonly FileHandoff[]): Promise<(WriteResult | MigrateError)[]> {
     const entries = items.map((it): CopyArgs => {
       const finalPath = this.pathOf(it.key);
       return [it.file, finalPath, it.source.size, it.source.mtime, it.md5 === true];
@@ -485,7 +498,8 @@ export class FsAdapter implements Adapter {
 
   async check(role: "source" | "destination"): Promise<void> {
     // Threads boot while the run sets up, not on the first listing call. Where the addon lists,
-    // reads and copies small files they may never be needed: each costs ~70-140 ms of CPU to boot.
+    // reads and copies small files they may never be needed (each costs ~70-140 ms of CPU to
+    // boot): then they boot once a listing finds a big file, or on first use.
     if (!fsNative.listDir) fsPool().warm();
     const st = await fsp.stat(this.root).catch((err: NodeJS.ErrnoException) => err);
     if (st instanceof Error) {

@@ -140,6 +140,26 @@ describe.runIf(linux)("fsnative addon", () => {
     });
   });
 
+  it("writeFromFile of a file below 1 MiB needing no hash goes through the addon; others through a file thread", async () => {
+    const src = sources({ small: 70_000, big: 1024 * 1024 });
+    const dst = tempDir("native-one");
+    const fsa = new FsAdapter(parseLocation(dst));
+    const calls = vi.spyOn(fsNative, "copySmallFiles");
+    const info = (key: string, size: number) => ({ key, size, mtime: MTIME });
+    expect(await fsa.writeFromFile("a/small", path.join(src, "small"), info("a/small", 70_000))).toEqual({ size: 70_000 });
+    expect(calls).toHaveBeenCalledTimes(1);
+    await expect(fsa.writeFromFile("a/gone", path.join(src, "gone"), info("a/gone", 5))).rejects.toMatchObject({ kind: "NotFound" });
+    expect(calls).toHaveBeenCalledTimes(2);
+    expect(await fsa.writeFromFile("b/hashed", path.join(src, "small"), info("b/hashed", 70_000), { md5: true })).toMatchObject({ size: 70_000, md5: md5(Buffer.alloc(70_000, "s")) });
+    expect(await fsa.writeFromFile("b/big", path.join(src, "big"), info("b/big", 1024 * 1024))).toEqual({ size: 1024 * 1024 });
+    expect(calls).toHaveBeenCalledTimes(2);
+    expect(tree(dst)).toEqual({
+      "a/small": `${md5(Buffer.alloc(70_000, "s"))} 70000 @${MTIME}`,
+      "b/hashed": `${md5(Buffer.alloc(70_000, "s"))} 70000 @${MTIME}`,
+      "b/big": `${md5(Buffer.alloc(1024 * 1024, "b"))} 1048576 @${MTIME}`,
+    });
+  });
+
   it("copySmallFiles sets the mtime Node's futimes sets and gives errors shaped as Node's", async () => {
     const src = sources({ f: 3 });
     const dst = tempDir("native-raw");
