@@ -215,6 +215,16 @@ function kernelCopy(src: string, final: string, expect: number, mtimeMs: number 
   }
 }
 
+/** The file's stat (links followed); undefined when it is gone or a link leads nowhere (ENOENT, ELOOP). */
+function statOrSkip(file: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(file, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") return undefined;
+    throw err;
+  }
+}
+
 serve({
   /** Entries of `dir` that are files (links to files followed) or folders; `skip` prefix left out. */
   listDir(dir: string, skip: string): Handled {
@@ -235,8 +245,8 @@ serve({
       }
       // Links are followed to files only: a linked folder could loop, so it is not descended.
       if (!d.isFile() && !d.isSymbolicLink()) continue; // sockets, fifos, devices
-      const st = fs.statSync(path.join(dir, d.name), { throwIfNoEntry: false });
-      if (!st || !st.isFile()) continue; // vanished while listing, or a link to a non-file
+      const st = statOrSkip(path.join(dir, d.name));
+      if (!st || !st.isFile()) continue; // vanished while listing, a link to nothing or to a non-file
       out.push({ name: d.name, dir: false, size: st.size, mtimeMs: st.mtimeMs });
     }
     return { value: out };

@@ -4,8 +4,10 @@
  * names[i] and, in the Float64Array meta, at 3i: 1 for a folder (0 for a file), its size and its
  * mtime in ms (as fs.Stats.mtimeMs; 0 and 0 for a folder). A missing `dir` (ENOENT, ENOTDIR) has
  * no entries; another failure rejects with an error shaped as Node's fs errors (syscall scandir).
- * As adapters/fs-worker.ts listDir: links to folders are not followed (a linked folder could loop)
- * and an entry that vanishes while listed is left out. Runs on libuv's thread pool. Linux only.
+ * As adapters/fs-worker.ts listDir: links to folders are not followed (a linked folder could loop);
+ * an entry that vanishes while listed, or a link that leads nowhere (missing target, a loop of
+ * links), is left out; an entry that cannot be stat'ed otherwise fails the listing. Runs on
+ * libuv's thread pool. Linux only.
  */
 #include "fs-native.h"
 #if defined(__linux__)
@@ -69,15 +71,24 @@ static void execute(napi_env env, void *data) {
     if (skip_len && strncmp(name, l->skip, skip_len) == 0) continue;
     unsigned char type = de->d_type;
     struct stat st;
+    int err = 0;
     if (type == DT_UNKNOWN) {
-      if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue; /* vanished */
+      if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue; /* vanished */
+        l->err = errno;
+        break;
+      }
       type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : S_ISLNK(st.st_mode) ? DT_LNK : DT_FIFO;
     }
-    int err = 0;
     if (type == DT_DIR) {
       err = add(l, name, 1, NULL);
     } else if (type == DT_REG || type == DT_LNK) {
-      if (fstatat(fd, name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue; /* vanished, or a link to a non-file */
+      if (fstatat(fd, name, &st, 0) != 0) {
+        if (errno == ENOENT || errno == ELOOP) continue; /* vanished, or a link to nothing */
+        l->err = errno;
+        break;
+      }
+      if (!S_ISREG(st.st_mode)) continue; /* a link to a non-file */
       err = add(l, name, 0, &st);
     }
     if (err) {

@@ -184,7 +184,7 @@ describe.runIf(linux)("fsnative addon", () => {
     expect(() => fsNative.copySmallFiles!(["a"], ["b"], ["c"], [-1], [0])).toThrow(/sizes/);
   });
 
-  it("listDir lists what the file thread lists: files, links to files, folders; not links to folders, fifos or our temporary files", async () => {
+  it("listDir lists what the file thread lists: files, links to files, folders; not links to folders or nowhere, fifos or our temporary files", async () => {
     const dir = tempDir("native-list");
     fs.writeFileSync(path.join(dir, "file"), "12345");
     fs.utimesSync(path.join(dir, "file"), 1_600_000_000.25, 1_600_000_000.25);
@@ -192,6 +192,8 @@ describe.runIf(linux)("fsnative addon", () => {
     fs.symlinkSync(path.join(dir, "file"), path.join(dir, "link-to-file"));
     fs.symlinkSync(path.join(dir, "sub"), path.join(dir, "link-to-dir"));
     fs.symlinkSync(path.join(dir, "missing"), path.join(dir, "dangling"));
+    fs.symlinkSync(path.join(dir, "loop-b"), path.join(dir, "loop-a"));
+    fs.symlinkSync(path.join(dir, "loop-a"), path.join(dir, "loop-b"));
     fs.writeFileSync(path.join(dir, `${TEMP_PREFIX}_x`), "tmp");
     fs.writeFileSync(path.join(dir, "ünïcödé name"), "");
     const { execFileSync } = await import("node:child_process");
