@@ -1,7 +1,8 @@
 /**
- * The fsnative addon (native/*.c): small files copied and folders listed without JavaScript per
- * file. Each outcome is checked against the worker-thread path it replaces (CLOUDMIGRATE_NATIVE_COPY=0
- * for copies, the worker's listDir for listings), so the two cannot drift apart.
+ * The fsnative addon (native/*.c): small files copied, read and folders listed without
+ * JavaScript per file. Each outcome is checked against the worker-thread path it replaces
+ * (CLOUDMIGRATE_NATIVE_COPY=0 for copies, the worker's listDir and readMany for listings and
+ * reads), so the two cannot drift apart.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
