@@ -38,9 +38,7 @@ typedef struct {
 } file_job;
 
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  uint32_t n;
+  fsn_batch head; /* first: the batch is an fsn_batch too */
   file_job *jobs;
 } batch;
 
@@ -180,7 +178,7 @@ static void execute(napi_env env, void *data) {
   (void)env;
   batch *b = data;
   char *buf = malloc(CHUNK + 1);
-  for (uint32_t i = 0; i < b->n; i++) {
+  for (uint32_t i = 0; i < b->head.n; i++) {
     if (buf == NULL) fail(&b->jobs[i], ENOMEM, "read", ON_NONE);
     else copy_one(&b->jobs[i], buf);
   }
@@ -203,7 +201,7 @@ static napi_value error_of(napi_env env, const file_job *j) {
 
 static void free_batch(void *data) {
   batch *b = data;
-  for (uint32_t i = 0; i < b->n; i++) {
+  for (uint32_t i = 0; i < b->head.n; i++) {
     free(b->jobs[i].src);
     free(b->jobs[i].tmp);
     free(b->jobs[i].final);
@@ -219,13 +217,6 @@ static napi_value outcome(napi_env env, void *data, uint32_t i) {
   if (j->err) return error_of(env, j);
   napi_create_int64(env, j->size, &v);
   return v;
-}
-
-static void complete(napi_env env, napi_status status, void *data) {
-  batch *b = data;
-  fsn_settle_array(env, status, b->deferred, b->n, outcome, b);
-  napi_delete_async_work(env, b->work);
-  free_batch(b);
 }
 
 static napi_value throw_type(napi_env env, const char *message) {
@@ -253,7 +244,7 @@ napi_value CopySmallFiles(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "copySmallFiles: out of memory");
     return NULL;
   }
-  b->n = n;
+  b->head.n = n;
   for (uint32_t i = 0; i < n; i++) {
     napi_value v[5];
     for (int a = 0; a < 5; a++) napi_get_element(env, argv[a], i, &v[a]);
@@ -270,7 +261,9 @@ napi_value CopySmallFiles(napi_env env, napi_callback_info info) {
     }
     j->expect = (int64_t)expect;
   }
-  return fsn_queue(env, b, "copySmallFiles", execute, complete, &b->work, &b->deferred, free_batch);
+  b->head.element = outcome;
+  b->head.discard = free_batch;
+  return fsn_queue_batch(env, &b->head, "copySmallFiles", execute);
 }
 
 #endif

@@ -19,10 +19,21 @@ napi_value fsn_fs_error(napi_env env, int err, const char *syscall, const char *
 /** Reject `deferred` with an Error of `message`. */
 void fsn_reject(napi_env env, napi_deferred deferred, const char *message);
 /**
- * For a `complete` callback: resolve `deferred` with the array of element(env, data, i) for i
- * below n, or reject it when the work did not run (status not napi_ok).
+ * The head of a batch of per-file work whose Promise settles as an array (the first member of
+ * such a batch): element(env, batch, i) gives entry i of n; discard frees the batch.
  */
-void fsn_settle_array(napi_env env, napi_status status, napi_deferred deferred, uint32_t n, napi_value (*element)(napi_env, void *, uint32_t), void *data);
+typedef struct fsn_batch {
+  napi_async_work work;
+  napi_deferred deferred;
+  uint32_t n;
+  napi_value (*element)(napi_env env, void *batch, uint32_t i);
+  void (*discard)(void *batch);
+} fsn_batch;
+/**
+ * Queue `execute` (pool thread) on the batch; then, on the JavaScript thread, resolve its Promise
+ * with its n elements (rejected when the work did not run) and discard it.
+ */
+napi_value fsn_queue_batch(napi_env env, fsn_batch *batch, const char *name, napi_async_execute_callback execute);
 /**
  * Queue `execute` (pool thread) then `complete` (JavaScript thread) on `data`; the Promise that
  * `complete` settles through *deferred. When it cannot be queued: the Promise rejected and

@@ -52,14 +52,21 @@ void fsn_reject(napi_env env, napi_deferred deferred, const char *message) {
   napi_reject_deferred(env, deferred, error);
 }
 
-void fsn_settle_array(napi_env env, napi_status status, napi_deferred deferred, uint32_t n, napi_value (*element)(napi_env, void *, uint32_t), void *data) {
+static void complete_batch(napi_env env, napi_status status, void *data) {
+  fsn_batch *b = data;
   napi_value out;
-  if (status != napi_ok || napi_create_array_with_length(env, n, &out) != napi_ok) {
-    fsn_reject(env, deferred, "fsnative: the work did not run");
-    return;
+  if (status != napi_ok || napi_create_array_with_length(env, b->n, &out) != napi_ok) {
+    fsn_reject(env, b->deferred, "fsnative: the work did not run");
+  } else {
+    for (uint32_t i = 0; i < b->n; i++) napi_set_element(env, out, i, b->element(env, b, i));
+    napi_resolve_deferred(env, b->deferred, out);
   }
-  for (uint32_t i = 0; i < n; i++) napi_set_element(env, out, i, element(env, data, i));
-  napi_resolve_deferred(env, deferred, out);
+  napi_delete_async_work(env, b->work);
+  b->discard(b);
+}
+
+napi_value fsn_queue_batch(napi_env env, fsn_batch *batch, const char *name, napi_async_execute_callback execute) {
+  return fsn_queue(env, batch, name, execute, complete_batch, &batch->work, &batch->deferred, batch->discard);
 }
 
 napi_value fsn_queue(napi_env env, void *data, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete,

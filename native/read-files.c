@@ -25,9 +25,7 @@ typedef struct {
 enum { READ, BIG, FAILED };
 
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  uint32_t n;
+  fsn_batch head; /* first: the batch is an fsn_batch too */
   double max;
   file_read *files;
 } batch;
@@ -67,12 +65,12 @@ done:
 static void execute(napi_env env, void *data) {
   (void)env;
   batch *b = data;
-  for (uint32_t i = 0; i < b->n; i++) read_one(&b->files[i], b->max);
+  for (uint32_t i = 0; i < b->head.n; i++) read_one(&b->files[i], b->max);
 }
 
 static void free_batch(void *data) {
   batch *b = data;
-  for (uint32_t i = 0; i < b->n; i++) {
+  for (uint32_t i = 0; i < b->head.n; i++) {
     free(b->files[i].path);
     free(b->files[i].bytes);
   }
@@ -107,13 +105,6 @@ static napi_value outcome(napi_env env, void *data, uint32_t i) {
   return v;
 }
 
-static void complete(napi_env env, napi_status status, void *data) {
-  batch *b = data;
-  fsn_settle_array(env, status, b->deferred, b->n, outcome, b);
-  napi_delete_async_work(env, b->work);
-  free_batch(b);
-}
-
 napi_value ReadSmallFiles(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -131,7 +122,7 @@ napi_value ReadSmallFiles(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "readSmallFiles: out of memory");
     return NULL;
   }
-  b->n = n;
+  b->head.n = n;
   b->max = max;
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
@@ -141,7 +132,9 @@ napi_value ReadSmallFiles(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  return fsn_queue(env, b, "readSmallFiles", execute, complete, &b->work, &b->deferred, free_batch);
+  b->head.element = outcome;
+  b->head.discard = free_batch;
+  return fsn_queue_batch(env, &b->head, "readSmallFiles", execute);
 }
 
 #endif
