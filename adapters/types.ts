@@ -163,7 +163,8 @@ export interface MultipartSteps {
     uploadId: string,
     parts: { partNumber: number; etag: string; size: number; checksum: string }[],
     source: ObjectInfo,
-    wholeMd5: string,
+    /** Undefined where the engine did not work it out (the bytes were checked another way). */
+    wholeMd5: string | undefined,
   ): Promise<WriteResult>;
   /** Abort an upload; an unknown or already-finished upload is not an error. */
   abortUpload(key: string, uploadId: string): Promise<void>;

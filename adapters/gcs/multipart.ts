@@ -137,7 +137,8 @@ export function gcsMultipart(host: MultipartHost): MultipartSteps {
         name: partName(uploadId, p.partNumber),
         generation: /^\d+$/.test(p.etag) ? p.etag : undefined,
       }));
-      const resource = resourceFor(source, { md5: wholeMd5.toLowerCase() });
+      const md5 = wholeMd5?.toLowerCase();
+      const resource = resourceFor(source, md5 ? { md5 } : undefined);
       let result: GcsObject;
       try {
         result = await composeAll(uploadId, dest, sources, resource);
@@ -150,7 +151,7 @@ export function gcsMultipart(host: MultipartHost): MultipartSteps {
           throw afterFailedCheck(toMigrateError(err), toMigrateError(checkErr));
         }
         const meta = existing?.metadata ?? {};
-        if (existing && Number(existing.size) === total && meta["md5"] === wholeMd5.toLowerCase()) {
+        if (existing && Number(existing.size) === total && md5 && meta["md5"] === md5) {
           await removeFolder(uploadId).catch(() => undefined);
           return toWriteResult(existing);
         }

@@ -232,12 +232,13 @@ export class S3Writer implements MultipartSteps {
     uploadId: string,
     parts: { partNumber: number; etag: string; size: number; checksum: string }[],
     source: ObjectInfo,
-    wholeMd5: string,
+    wholeMd5: string | undefined,
   ): Promise<WriteResult> {
     const Key = this.fullKey(key);
     const where = `CompleteMultipartUpload s3://${this.bucket}/${Key}`;
+    const md5 = wholeMd5?.toLowerCase();
     // The "md5" metadata was fixed at start from source.md5: the bytes must hash to it.
-    if (isHexMd5(source.md5) && source.md5 !== wholeMd5.toLowerCase()) {
+    if (isHexMd5(source.md5) && md5 && source.md5 !== md5) {
       throw new MigrateError("Integrity", `${where}: uploaded bytes have md5 ${wholeMd5}, the source said ${source.md5}`, { temporary: true });
     }
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
@@ -267,8 +268,8 @@ export class S3Writer implements MultipartSteps {
         const check = mapS3Error(headErr, { op: "HeadObject", bucket: this.bucket, key: Key });
         if (check.kind !== "NotFound") throw afterFailedCheck(mapped, check);
       }
-      if (done && done.size === size && done.md5 === wholeMd5.toLowerCase()) return { size, md5: done.md5, etag: done.etag };
-      if (done && expected && done.etag === expected) return this.addMd5(Key, source, wholeMd5, size, expected);
+      if (done && done.size === size && md5 && done.md5 === md5) return { size, md5: done.md5, etag: done.etag };
+      if (done && expected && done.etag === expected) return this.addMd5(Key, source, md5, size, expected);
       throw mapped;
     }
     const etag = cleanEtag(out.ETag);
@@ -276,13 +277,12 @@ export class S3Writer implements MultipartSteps {
     if (expected && etag && !kms && /^[0-9a-f]{32}-\d+$/.test(etag) && etag !== expected) {
       throw new MigrateError("Integrity", `${where}: object ETag ${etag} != ${expected} computed from the parts`);
     }
-    return this.addMd5(Key, source, wholeMd5, size, etag);
+    return this.addMd5(Key, source, md5, size, etag);
   }
 
-  /** Store `wholeMd5` as "md5" metadata unless startUpload already did (see the file comment). */
-  private async addMd5(Key: string, source: ObjectInfo, wholeMd5: string, size: number, etag: string | undefined): Promise<WriteResult> {
-    const md5 = wholeMd5.toLowerCase();
-    if (isHexMd5(source.md5) || size > MAX_SINGLE_PUT || !etag || !isHexMd5(md5)) return { size, md5, etag };
+  /** Store `md5` (lower-case) as "md5" metadata unless startUpload already did (see the file comment). */
+  private async addMd5(Key: string, source: ObjectInfo, md5: string | undefined, size: number, etag: string | undefined): Promise<WriteResult> {
+    if (isHexMd5(source.md5) || size > MAX_SINGLE_PUT || !etag || !md5 || !isHexMd5(md5)) return { size, md5, etag };
     let out;
     try {
       out = await this.client.send(

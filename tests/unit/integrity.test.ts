@@ -112,7 +112,7 @@ describe("corrupted or truncated source streams", () => {
 
 describe("a source that states its whole CRC32C and MD5 (as GCS does), into parts that carry CRC32Cs", () => {
   /** A folder whose parts go with CRC32Cs, checked on arrival as S3 and GCS do; `md5s` gets each completion's whole MD5. */
-  const crc32cParts = (md5s: string[]) => (dst: FsAdapter): Adapter => {
+  const crc32cParts = (md5s: (string | undefined)[]) => (dst: FsAdapter): Adapter => {
     const steps = dst.multipart;
     return Object.assign(Object.create(dst) as FsAdapter, {
       capabilities: { ...dst.capabilities, multipart: { ...dst.capabilities.multipart!, partChecksum: "crc32c" as const } },
@@ -142,7 +142,7 @@ describe("a source that states its whole CRC32C and MD5 (as GCS does), into part
       },
       stat: async (key: string) => ({ ...(await faultySource(src, "flip", 0).stat(key)), crc32c: crc }),
     });
-    const md5s: string[] = [];
+    const md5s: (string | undefined)[] = [];
     let hashStates = 0;
     const { result, rows, events } = await migrateWith(source, dstDir, true, crc32cParts(md5s), (store) => {
       const save = store.saveHashState.bind(store);
@@ -214,7 +214,7 @@ describe("an upload recorded with parts of another checksum kind (an older cloud
 describe("an upload whose whole-object MD5 state an older cloudmigrate saved (hash-wasm's form)", () => {
   it("is continued: its committed parts are read again to hash, not sent again, and the MD5 is right", async () => {
     const sent: number[] = [];
-    const md5s: string[] = [];
+    const md5s: (string | undefined)[] = [];
     const { data, source, steps, store, run, arrived } = await partsJob(9, (_dst, steps) => ({
       uploadPart: async (...args: Parameters<typeof steps.uploadPart>) => (sent.push(args[2]), steps.uploadPart(...args)),
       completeUpload: async (...args: Parameters<typeof steps.completeUpload>) => (md5s.push(args[4]), steps.completeUpload(...args)),

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { WorkerPool, workerScript } from "../../src/worker-pool.js";
-import { md5Continue, md5Finish, md5Of, type HashReply, type HashRequest } from "../../src/hash-thread.js";
+import { Md5Batch, md5Continue, md5Finish, md5Of, type HashReply, type HashRequest } from "../../src/hash-thread.js";
 import { BufferPool } from "../../src/memory.js";
 import type { DirEntry, SmallRead } from "../../adapters/fs-worker.js";
 import { tempDir } from "../helpers/cli.js";
@@ -183,6 +183,47 @@ describe("hashing thread", () => {
     } finally {
       await worker.terminate();
     }
+  });
+
+  it("Md5Batch: MD5s wait while one sent is not taken yet, and go when one is taken, four wait, or all sent are taken", async () => {
+    const openssl = (b: Buffer) => crypto.createHash("md5").update(b).digest("hex");
+    const pool = new BufferPool(0);
+    const parts = Array.from({ length: 10 }, (_, i) => {
+      const b = pool.take(512 * 1024 + i * 4099);
+      seededBytes(b.length, 30 + i).copy(b);
+      return b;
+    });
+    const settledSoon = async (p: Promise<unknown>) => {
+      let done = false;
+      void p.then(() => (done = true), () => (done = true));
+      await new Promise((r) => setTimeout(r, 100));
+      return done;
+    };
+    const batch = new Md5Batch(4);
+    // Nothing out: the first goes at once.
+    const a = batch.add(parts[0]);
+    expect(await a.result).toBe(openssl(parts[0]));
+    // `a` not taken yet: these wait, until one of them is taken, which sends both.
+    const [b, c] = [batch.add(parts[1]), batch.add(parts[2])];
+    expect(await settledSoon(b.result)).toBe(false);
+    expect(await c.take()).toBe(openssl(parts[2]));
+    expect(await b.result).toBe(openssl(parts[1]));
+    // Four waiting go unasked.
+    const four = parts.slice(3, 7).map((p) => batch.add(p));
+    expect(await Promise.all(four.map((h) => h.result))).toEqual(parts.slice(3, 7).map(openssl));
+    // Once every one sent is taken, the one waiting goes.
+    const waits = batch.add(parts[7]);
+    expect(await settledSoon(waits.result)).toBe(false);
+    for (const h of [a, b, ...four]) await h.take();
+    expect(await waits.result).toBe(openssl(parts[7]));
+    // Dropped while waiting: its result rejects and it is never hashed.
+    const dropped = batch.add(parts[8]);
+    dropped.drop();
+    await expect(dropped.result).rejects.toThrow(/dropped/);
+    expect(await waits.take()).toBe(openssl(parts[7]));
+    // Small buffers are hashed in place, at once.
+    const small = Buffer.from("abc");
+    expect(await batch.add(small).result).toBe(openssl(small));
   });
 
   it("BufferPool hands back a returned buffer of the same size, within its cap", () => {
