@@ -1,7 +1,8 @@
 /**
  * The fsnative addon (native/*.c), built by `npm install` into build/Release/ at the package root.
  * Optional: where it did not build (no compiler at install) or is not Linux, `fsNative` has no
- * functions and the filesystem adapter does their work in JavaScript.
+ * functions and the filesystem adapter does their work in JavaScript (and md5-lanes.ts its x4
+ * in WebAssembly).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -35,6 +36,12 @@ export interface FsNative {
    * be read. See native/read-files.c.
    */
   readSmallFiles?(paths: string[], max: number): Promise<(Buffer | true | null)[]>;
+  /**
+   * Four MD5s advanced together over `blocks` 64-byte blocks, lane l reading from `p<l>`; `state`
+   * holds A, B, C, D of the four lanes (state[4 × word + lane]). `sse2`: not the AVX-512 code
+   * even where the CPU has it (tests). x86-64 only. See native/md5-x4.c.
+   */
+  md5x4?(state: Uint32Array, p0: Uint8Array, p1: Uint8Array, p2: Uint8Array, p3: Uint8Array, blocks: number, sse2?: boolean): void;
 }
 
 /** The binding file's name (binding.gyp's target). */

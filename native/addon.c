@@ -1,7 +1,7 @@
 /*
  * The fsnative addon: dropCached (fadvise.c), copySmallFiles (copy-files.c), listDir
- * (list-dir.c) and readSmallFiles (read-files.c) on Linux; elsewhere it exports nothing and the
- * filesystem adapter does without.
+ * (list-dir.c) and readSmallFiles (read-files.c) on Linux; elsewhere the filesystem adapter does
+ * without them. And md5x4 (md5-x4.c) on x86-64; elsewhere md5-lanes.ts keeps its WebAssembly.
  * Plain Node-API in C, context-aware so file threads load it too.
  */
 #include "fs-native.h"
@@ -15,6 +15,10 @@ NAPI_MODULE_INIT() {
       {"readSmallFiles", NULL, ReadSmallFiles, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
+#endif
+#if defined(__x86_64__)
+  const napi_property_descriptor md5[] = {{"md5x4", NULL, Md5X4, NULL, NULL, NULL, napi_enumerable, NULL}};
+  napi_define_properties(env, exports, 1, md5);
 #endif
   return exports;
 }

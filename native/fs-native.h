@@ -1,8 +1,11 @@
-/* The fsnative addon's functions (native/addon.c registers them) and shared helpers. Linux only. */
+/* The fsnative addon's functions (native/addon.c registers them) and shared helpers. */
 #ifndef CLOUDMIGRATE_FS_NATIVE_H
 #define CLOUDMIGRATE_FS_NATIVE_H
 #include <node_api.h>
 #include <stdint.h>
+#if defined(__x86_64__)
+napi_value Md5X4(napi_env env, napi_callback_info info);
+#endif
 #if defined(__linux__)
 napi_value DropCached(napi_env env, napi_callback_info info);
 napi_value CopySmallFiles(napi_env env, napi_callback_info info);

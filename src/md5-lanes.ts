@@ -1,7 +1,9 @@
 /**
  * Many MD5s at once on one thread: the hashes asked for while others are running share the four
- * SIMD lanes of md5-wasm.ts's `x4`, a slice of each at a time, so four 8 MiB parts cost about
- * what 1.5 cost one after another with OpenSSL. A hash alone runs on `x1` (OpenSSL's speed).
+ * SIMD lanes of an x4, a slice of each at a time, so four 8 MiB parts cost about what 1.5 cost
+ * one after another with OpenSSL: the native addon's md5x4 (x86-64; it reads the bytes where
+ * they are), else md5-wasm.ts's (bytes copied into its memory). A hash alone runs on the
+ * WebAssembly `x1` (OpenSSL's speed).
  *
  * Between slices the scheduler yields to the event loop, so hashes asked for meanwhile (a worker
  * thread's messages) join the free lanes.
@@ -10,6 +12,7 @@
  * part by part: the four words, the length so far and the bytes past the last whole block.
  */
 import { DATA_START, X1_STATE, X4_STATE, instantiateMd5Wasm, type Md5Wasm } from "./md5-wasm.js";
+import { fsNative } from "../adapters/fs-native.js";
 
 /** Bytes of each lane hashed per call; 4 lanes' slices stay in a core's L2 cache. */
 const SLICE = 128 * 1024;
@@ -67,6 +70,8 @@ const hexOf = (words: number[]): string => {
   return out.toString("hex");
 };
 
+type FsNativeX4 = NonNullable<typeof fsNative.md5x4>;
+
 interface Job {
   words: number[];
   /** The bytes to take in, in order; all but the last whole-block remainder get hashed. */
@@ -84,6 +89,19 @@ export class Md5Lanes {
   private readonly queue: Job[] = [];
   private readonly lanes: Job[] = [];
   private running = false;
+  private readonly nativeX4: ((...args: Parameters<FsNativeX4>) => void) | undefined;
+  /** The native x4's state, and each lane's room for bytes that straddle two segments. */
+  private readonly state4 = new Uint32Array(16);
+  private readonly scratch: Uint8Array[] = [];
+
+  /**
+   * `x4`: "wasm" keeps x4 in WebAssembly even where the addon has it, "sse2" the addon's SSE2
+   * code even where the CPU has AVX-512 (tests run all three).
+   */
+  constructor(opts: { x4?: "best" | "sse2" | "wasm" } = {}) {
+    const x4 = fsNative.md5x4;
+    this.nativeX4 = !x4 || opts.x4 === "wasm" ? undefined : opts.x4 === "sse2" ? (st, p0, p1, p2, p3, n) => x4(st, p0, p1, p2, p3, n, true) : x4;
+  }
 
   /** MD5 (hex) of `data`. */
   md5(data: Uint8Array): Promise<string> {
@@ -137,7 +155,24 @@ export class Md5Lanes {
     const lanes = this.lanes;
     const blocks = Math.min(...lanes.map((j) => Math.min(SLICE, j.left) >> 6));
     const bytes = blocks * 64;
-    lanes.forEach((job, l) => this.take(job, DATA_START + l * SLICE, bytes));
+    if (lanes.length > 1 && this.nativeX4) {
+      const st = this.state4;
+      const views = lanes.map((job, l) => this.view(job, bytes, l));
+      lanes.forEach((job, l) => job.words.forEach((w, r) => (st[4 * r + l] = w)));
+      // Idle lanes hash lane 0's bytes again; their results are dropped.
+      this.nativeX4(st, views[0], views[1] ?? views[0], views[2] ?? views[0], views[3] ?? views[0], blocks);
+      lanes.forEach((job, l) => (job.words = [0, 1, 2, 3].map((r) => st[4 * r + l])));
+    } else {
+      lanes.forEach((job, l) => this.take(job, this.memory, DATA_START + l * SLICE, bytes));
+      this.wasmStep(lanes, blocks);
+    }
+    for (let l = lanes.length - 1; l >= 0; l--) {
+      if (lanes[l].left < 64) this.complete(lanes.splice(l, 1)[0]);
+    }
+  }
+
+  /** The WebAssembly x1 or x4 over `blocks` of each lane's bytes, already in its memory. */
+  private wasmStep(lanes: Job[], blocks: number): void {
     if (lanes.length === 1) {
       this.words.set(lanes[0].words, X1_STATE / 4);
       this.wasm.x1(X1_STATE, DATA_START, blocks);
@@ -150,18 +185,38 @@ export class Md5Lanes {
       this.wasm.x4(X4_STATE, at(0), at(1), at(2), at(3), blocks);
       lanes.forEach((job, l) => (job.words = [0, 1, 2, 3].map((r) => this.words[base + 4 * r + l])));
     }
-    for (let l = lanes.length - 1; l >= 0; l--) {
-      if (lanes[l].left < 64) this.complete(lanes.splice(l, 1)[0]);
-    }
   }
 
-  /** Copy the job's next `bytes` into wasm memory at `at`. */
-  private take(job: Job, at: number, bytes: number): void {
+  /** The job's next `bytes`: where they lie if in one segment, else copied into lane `l`'s room. */
+  private view(job: Job, bytes: number, l: number): Uint8Array {
+    // An empty tail (a state on a block boundary) is no reason to copy.
+    while (job.offset === job.segments[job.segment].length) {
+      job.segment++;
+      job.offset = 0;
+    }
+    const seg = job.segments[job.segment];
+    if (seg.length - job.offset < bytes) {
+      const room = (this.scratch[l] ??= new Uint8Array(SLICE));
+      this.take(job, room, 0, bytes);
+      return room.subarray(0, bytes);
+    }
+    const out = seg.subarray(job.offset, job.offset + bytes);
+    job.offset += bytes;
+    if (job.offset === seg.length) {
+      job.segment++;
+      job.offset = 0;
+    }
+    job.left -= bytes;
+    return out;
+  }
+
+  /** Copy the job's next `bytes` into `into` at `at`. */
+  private take(job: Job, into: Uint8Array, at: number, bytes: number): void {
     let need = bytes;
     while (need > 0) {
       const seg = job.segments[job.segment];
       const n = Math.min(need, seg.length - job.offset);
-      this.memory.set(seg.subarray(job.offset, job.offset + n), at + bytes - need);
+      into.set(seg.subarray(job.offset, job.offset + n), at + bytes - need);
       need -= n;
       job.offset += n;
       if (job.offset === seg.length) {

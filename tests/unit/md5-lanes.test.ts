@@ -6,35 +6,49 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State, type Md5State } from "../../src/md5-lanes.js";
+import { fsNative } from "../../adapters/fs-native.js";
 import { seededBytes } from "../helpers/streams.js";
 
 const openssl = (b: Uint8Array) => crypto.createHash("md5").update(b).digest("hex");
 const KiB = 1024;
 
 describe("Md5Lanes", () => {
-  it("matches OpenSSL for lengths around block and slice edges, hashed side by side", async () => {
-    const lanes = new Md5Lanes();
-    const sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 128 * KiB - 1, 128 * KiB, 128 * KiB + 1, 300_000, 1024 * KiB + 13, 3_000_017];
-    const data = sizes.map((n, i) => seededBytes(n, 100 + i));
-    expect(await Promise.all(data.map((d) => lanes.md5(d)))).toEqual(data.map(openssl));
-    // One at a time (the single-lane code) as well.
-    for (const d of data.slice(-4)) expect(await lanes.md5(d)).toBe(openssl(d));
+  it("has the native x4 on x86-64 (the addon built by npm ci), so the cases below run it", () => {
+    if (process.arch !== "x64") return;
+    expect(fsNative.md5x4).toBeTypeOf("function");
+    // It refuses a lane shorter than the blocks asked rather than reading past it.
+    expect(() => fsNative.md5x4!(new Uint32Array(16), new Uint8Array(128), new Uint8Array(128), new Uint8Array(128), new Uint8Array(64), 2)).toThrow(/fewer bytes/);
   });
 
-  it("continues saved states over pieces of any size, several chains at once", async () => {
-    const lanes = new Md5Lanes();
-    const chains = [0, 1, 2, 3, 4, 5].map(async (k) => {
-      const data = seededBytes(2_000_000 + k * 7777, 200 + k);
-      let state: Md5State = freshMd5State();
-      for (let at = 0, step = 1; at < data.length; step = step * 3 + k + 1) {
-        const piece = data.subarray(at, Math.min(data.length, at + step));
-        state = decodeMd5State(encodeMd5State(await lanes.update(state, piece)))!;
-        at += piece.length;
-      }
-      expect(state.length).toBe(data.length);
-      expect(lanes.finish(state)).toBe(openssl(data));
+  describe.each([
+    ["native x4 (AVX-512 where the CPU has it)", "best"],
+    ["native x4's SSE2 code", "sse2"],
+    ["WebAssembly x4", "wasm"],
+  ] as const)("with the %s", (_name, x4) => {
+    it("matches OpenSSL for lengths around block and slice edges, hashed side by side", async () => {
+      const lanes = new Md5Lanes({ x4 });
+      const sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 128 * KiB - 1, 128 * KiB, 128 * KiB + 1, 300_000, 1024 * KiB + 13, 3_000_017];
+      const data = sizes.map((n, i) => seededBytes(n, 100 + i));
+      expect(await Promise.all(data.map((d) => lanes.md5(d)))).toEqual(data.map(openssl));
+      // One at a time (the single-lane code) as well.
+      for (const d of data.slice(-4)) expect(await lanes.md5(d)).toBe(openssl(d));
     });
-    await Promise.all(chains);
+
+    it("continues saved states over pieces of any size, several chains at once", async () => {
+      const lanes = new Md5Lanes({ x4 });
+      const chains = [0, 1, 2, 3, 4, 5].map(async (k) => {
+        const data = seededBytes(2_000_000 + k * 7777, 200 + k);
+        let state: Md5State = freshMd5State();
+        for (let at = 0, step = 1; at < data.length; step = step * 3 + k + 1) {
+          const piece = data.subarray(at, Math.min(data.length, at + step));
+          state = decodeMd5State(encodeMd5State(await lanes.update(state, piece)))!;
+          at += piece.length;
+        }
+        expect(state.length).toBe(data.length);
+        expect(lanes.finish(state)).toBe(openssl(data));
+      });
+      await Promise.all(chains);
+    });
   });
 
   it("reads only states it wrote", () => {
