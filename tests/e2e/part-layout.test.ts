@@ -140,6 +140,21 @@ async function killAfterParts(src: string, dst: string, env: Record<string, stri
   return killed;
 }
 
+/**
+ * SIGKILL the copy once 2 of its `parts` parts of `partSize` are committed, then run it again:
+ * it continues the same upload, with no retry, sending no more than the parts left.
+ */
+async function killAndResume(src: string, dst: string, env: Record<string, string>, partSize: number, parts: number, total: number): Promise<void> {
+  const killed = await killAfterParts(src, dst, env, 2);
+  expect(killed.upload?.partSize).toBe(partSize);
+  expect(killed.parts).toBeLessThan(parts);
+  const { r, retries } = await copyInParts(src, dst, env);
+  expect(retries).toEqual([]);
+  const sent = Number(summaryOf(r).bytesSent);
+  expect(sent).toBeGreaterThan(0);
+  expect(sent).toBeLessThanOrEqual(total - killed.parts * partSize);
+}
+
 /** Size of part 1 of a multipart object at s3://bucket/prefix + key, as S3 reports it. */
 async function s3PartOneSize(url: string, key: string): Promise<number | undefined> {
   const [bucket, ...prefix] = url.replace(/^s3:\/\//, "").split("/");
@@ -212,15 +227,7 @@ describe("an S3 multipart object into Azure", () => {
     const bucket = await unequalPartsObject(parts, false);
     const dst = `${await services.az!.createBucket()}/resume`;
     const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-plain-kill") };
-    const killed = await killAfterParts(bucket, dst, env, 2);
-    expect(killed.upload?.partSize).toBe(5 * MiB);
-    expect(killed.parts).toBeLessThan(8);
-
-    const { r: again, retries } = await copyInParts(bucket, dst, env);
-    expect(retries).toEqual([]);
-    const sent = Number(summaryOf(again).bytesSent);
-    expect(sent).toBeGreaterThan(0);
-    expect(sent).toBeLessThanOrEqual(whole.length - killed.parts * 5 * MiB);
+    await killAndResume(bucket, dst, env, 5 * MiB, 8, whole.length);
     expect(await blockSizes(dst, "odd.bin")).toEqual(parts.map(() => 5 * MiB));
     expect(md5(await bytesAt(dst, "odd.bin"))).toBe(md5(whole));
   }, 120_000);
@@ -299,15 +306,7 @@ describe("an S3 multipart object with part CRC32Cs into S3 or GCS", () => {
     // A state folder of its own: the seeding run's job must not be the one read.
     const env = { ...services.env, MIGRATE_STATE_DIR: path.join(base, "state-crc-kill-copy") };
     // Four 15 MiB parts, slowed so the kill lands after two.
-    const killed = await killAfterParts(bucket, dst, env, 2);
-    expect(killed.upload?.partSize).toBe(15 * MiB);
-    expect(killed.parts).toBeLessThan(4);
-
-    const { r: again, retries } = await copyInParts(bucket, dst, env);
-    expect(retries).toEqual([]);
-    const sent = Number(summaryOf(again).bytesSent);
-    expect(sent).toBeGreaterThan(0);
-    expect(sent).toBeLessThanOrEqual(body.length - killed.parts * 15 * MiB);
+    await killAndResume(bucket, dst, env, 15 * MiB, 4, body.length);
     expect(await s3PartOneSize(dst, "big.bin")).toBe(15 * MiB);
     expect(md5(await bytesAt(dst, "big.bin"))).toBe(md5(body));
   }, 120_000);
