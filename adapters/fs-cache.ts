@@ -10,7 +10,7 @@
  * while a file thread is torn down (a process exiting as its threads load it) into a fatal error
  * of the process.
  */
-import { fsNative } from "./fs-native.js";
+import { fsNative } from "../src/native.js";
 
 const drop = fsNative.dropCached;
 

@@ -8,7 +8,7 @@
  * and at most `threads` batches run at once on libuv's pool.
  */
 import pLimit, { type LimitFunction } from "p-limit";
-import { fsNative } from "./fs-native.js";
+import { fsNative } from "../src/native.js";
 import type { CopiedOrFailed } from "./fs-worker.js";
 
 /** Files below this size may go to copySmallFiles (it reads a file in one call up to it). */

@@ -19,7 +19,7 @@ import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "
 import { TEMP_PREFIX, TEMP_SIZE_IS_PROGRESS, hashedTempName, tempNameFor } from "./fs-names.js";
 import { dropCached } from "./fs-cache.js";
 import { NATIVE_COPY_BELOW, NativeCopier } from "./fs-native-copy.js";
-import { fsNative } from "./fs-native.js";
+import { fsNative } from "../src/native.js";
 
 export { TEMP_PREFIX };
 

@@ -23,7 +23,7 @@ import { startMinio } from "../tests/emulators/minio.js";
 import { startFakeGcs } from "../tests/emulators/fakegcs.js";
 import { containerSasUrl, startAzurite } from "../tests/emulators/azurite.js";
 import type { Emulator } from "../tests/emulators/types.js";
-import { FS_NATIVE_FILE } from "../adapters/fs-native.js";
+import { FS_NATIVE_FILE } from "../src/native.js";
 import { findGoBinary } from "../tests/emulators/process.js";
 import { createAdapter, parseLocation } from "../adapters/index.js";
 import type { RouteName, S3Seed, Workload } from "./options.js";
@@ -82,7 +82,7 @@ function snapshotEngine(root: string): EngineSnapshot {
   fs.cpSync(path.join(repoRoot, "dist"), path.join(dir, "dist"), { recursive: true, filter: (f) => !f.endsWith(".map") });
   fs.cpSync(path.join(repoRoot, "bin"), path.join(dir, "bin"), { recursive: true });
   fs.copyFileSync(path.join(repoRoot, "package.json"), path.join(dir, "package.json"));
-  // adapters/fs-native.ts loads build/Release/fsnative.node from the package root, which here is
+  // src/native.ts loads build/Release/fsnative.node from the package root, which here is
   // the copy: without it the engine and the bare loops kept every local source page cached, and
   // the engine copied, listed and read small files on its file threads.
   const release = path.join(repoRoot, "build", "Release");

@@ -12,7 +12,7 @@
  * part by part: the four words, the length so far and the bytes past the last whole block.
  */
 import { DATA_START, X1_STATE, X4_STATE, instantiateMd5Wasm, type Md5Wasm } from "./md5-wasm.js";
-import { fsNative } from "../adapters/fs-native.js";
+import { fsNative } from "./native.js";
 
 /** Bytes of each lane hashed per call; 4 lanes' slices stay in a core's L2 cache. */
 const SLICE = 128 * 1024;
@@ -89,7 +89,7 @@ export class Md5Lanes {
   private readonly queue: Job[] = [];
   private readonly lanes: Job[] = [];
   private running = false;
-  private readonly nativeX4: ((...args: Parameters<FsNativeX4>) => void) | undefined;
+  private readonly nativeX4: FsNativeX4 | undefined;
   /** The native x4's state, and each lane's room for bytes that straddle two segments. */
   private readonly state4 = new Uint32Array(16);
   private readonly scratch: Uint8Array[] = [];

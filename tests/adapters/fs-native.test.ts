@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FsAdapter, TEMP_PREFIX } from "../../adapters/fs.js";
-import { fsNative } from "../../adapters/fs-native.js";
+import { fsNative } from "../../src/native.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { FileHandoff, WriteResult } from "../../adapters/types.js";
 import { WorkerPool, workerScript } from "../../src/worker-pool.js";

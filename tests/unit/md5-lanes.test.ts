@@ -6,7 +6,7 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State, type Md5State } from "../../src/md5-lanes.js";
-import { fsNative } from "../../adapters/fs-native.js";
+import { fsNative } from "../../src/native.js";
 import { seededBytes } from "../helpers/streams.js";
 
 const openssl = (b: Uint8Array) => crypto.createHash("md5").update(b).digest("hex");

@@ -1,5 +1,6 @@
 /**
- * The fsnative addon (native/*.c), built by `npm install` into build/Release/ at the package root.
+ * The fsnative addon (native/*.c), built by `npm install` into build/Release/ at the package root,
+ * for the filesystem adapter (its file calls) and for md5-lanes.ts (md5x4).
  * Optional: where it did not build (no compiler at install) or is not Linux, `fsNative` has no
  * functions and the filesystem adapter does their work in JavaScript (and md5-lanes.ts its x4
  * in WebAssembly).
@@ -49,7 +50,7 @@ export const FS_NATIVE_FILE = "fsnative.node";
 
 export const fsNative = ((): FsNative => {
   // The package root is the nearest folder up with a package.json (this file runs from
-  // adapters/, dist/adapters/ or dist/bundle/).
+  // src/, dist/src/ or dist/bundle/).
   for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
     if (fs.existsSync(path.join(dir, "package.json"))) {
       try {
