@@ -185,7 +185,7 @@ describe("hashing thread", () => {
     }
   });
 
-  it("Md5Batch: MD5s wait while one sent is not taken yet, and go when one is taken, four wait, or all sent are taken", async () => {
+  it("Md5Batch: MD5s wait until one of them is taken or four wait; a dropped one is never hashed", async () => {
     const openssl = (b: Buffer) => crypto.createHash("md5").update(b).digest("hex");
     const pool = new BufferPool(0);
     const parts = Array.from({ length: 10 }, (_, i) => {
@@ -200,23 +200,26 @@ describe("hashing thread", () => {
       return done;
     };
     const batch = new Md5Batch(4);
-    // Nothing out: the first goes at once.
+    // Even the first waits: nothing is sent until one is wanted.
     const a = batch.add(parts[0]);
-    expect(await a.result).toBe(openssl(parts[0]));
-    // `a` not taken yet: these wait, until one of them is taken, which sends both.
+    expect(await settledSoon(a.result)).toBe(false);
     const [b, c] = [batch.add(parts[1]), batch.add(parts[2])];
     expect(await settledSoon(b.result)).toBe(false);
+    // Taking one sends all three waiting.
     expect(await c.take()).toBe(openssl(parts[2]));
+    expect(await a.result).toBe(openssl(parts[0]));
     expect(await b.result).toBe(openssl(parts[1]));
-    // Four waiting go unasked.
-    const four = parts.slice(3, 7).map((p) => batch.add(p));
-    expect(await Promise.all(four.map((h) => h.result))).toEqual(parts.slice(3, 7).map(openssl));
-    // Once every one sent is taken, the one waiting goes.
+    // Four waiting go unasked; three do not, though every MD5 sent has been taken.
+    for (const h of [a, b]) await h.take();
+    const three = parts.slice(3, 6).map((p) => batch.add(p));
+    expect(await settledSoon(three[0].result)).toBe(false);
+    const fourth = batch.add(parts[6]);
+    expect(await Promise.all([...three, fourth].map((h) => h.result))).toEqual(parts.slice(3, 7).map(openssl));
+    // Taking one already sent sends nothing else.
     const waits = batch.add(parts[7]);
+    expect(await three[1].take()).toBe(openssl(parts[4]));
     expect(await settledSoon(waits.result)).toBe(false);
-    for (const h of [a, b, ...four]) await h.take();
-    expect(await waits.result).toBe(openssl(parts[7]));
-    // Dropped while waiting: its result rejects and it is never hashed.
+    // Dropped while waiting: its result rejects and it is never hashed; the others still go.
     const dropped = batch.add(parts[8]);
     dropped.drop();
     await expect(dropped.result).rejects.toThrow(/dropped/);
