@@ -63,3 +63,5 @@ port.on("message", (r: HashRequest) => {
     (err: unknown) => port.postMessage({ seq: r.seq, ok: false, error: toErrorShape(err) } satisfies HashReply),
   );
 });
+
+port.postMessage({ ready: true } satisfies HashReply);

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { WorkerPool, workerScript } from "../../src/worker-pool.js";
 import { Md5Batch, md5Continue, md5Finish, md5Of, type HashReply, type HashRequest } from "../../src/hash-thread.js";
 import { BufferPool } from "../../src/memory.js";
@@ -138,6 +138,20 @@ describe("WorkerPool ordering and affinity", () => {
 });
 
 describe("hashing thread", () => {
+  it("md5Of hashes in place while the thread loads, then on the thread: OpenSSL's MD5 either way", async () => {
+    vi.resetModules(); // a module of its own: its thread not started yet
+    const fresh = await import("../../src/hash-thread.js");
+    const buf = new BufferPool(0).take(2 * 1024 * 1024);
+    seededBytes(buf.length, 9).copy(buf);
+    const want = crypto.createHash("md5").update(buf).digest("hex");
+    expect(fresh.hashThreadReady()).toBe(false);
+    expect(await fresh.md5Of(buf)).toBe(want);
+    for (const deadline = Date.now() + 10_000; !fresh.hashThreadReady(); await new Promise((r) => setTimeout(r, 10))) {
+      if (Date.now() > deadline) throw new Error("the hashing thread never said it was ready");
+    }
+    expect(await fresh.md5Of(buf)).toBe(want);
+  });
+
   it("part MD5s and the whole-object MD5 chained part by part match a one-pass MD5", async () => {
     const data = seededBytes(3 * 1024 * 1024 + 17, 4);
     const pool = new BufferPool(0);
@@ -165,7 +179,9 @@ describe("hashing thread", () => {
   it("the hashing thread hashes a fed stream piece by piece, and refuses an end whose earlier pieces it never saw", async () => {
     const worker = new Worker(workerScript(new URL("../../src/hash-thread.ts", import.meta.url).href, "hash-worker"));
     const replies = new Map<number, HashReply>();
-    worker.on("message", (r: HashReply) => replies.set(r.seq, r));
+    worker.on("message", (r: HashReply) => {
+      if (!("ready" in r)) replies.set(r.seq, r);
+    });
     const reply = async (seq: number) => {
       while (!replies.has(seq)) await new Promise((r) => setTimeout(r, 5));
       return replies.get(seq)!;
