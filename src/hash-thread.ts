@@ -134,7 +134,7 @@ export interface BatchedMd5 {
 export class Md5Batch {
   private waiting: { buf: Buffer; resolve(v: string): void; reject(e: Error): void }[] = [];
 
-  constructor(private readonly size = 4) {}
+  constructor(private readonly size: number) {}
 
   add(buf: Buffer): BatchedMd5 {
     if (buf.length < INLINE_BELOW) {

@@ -80,6 +80,8 @@ const DEFAULT_PART_SIZE = 16 * MiB;
  * ahead, 1 GiB S3→GCS peaked at 651 MB RSS against 366 MB).
  */
 const READ_AHEAD_BYTES = 32 * MiB;
+/** Part MD5s hashed together at most: the hashing thread's SIMD lanes (md5-lanes.ts). */
+const MD5_BATCH = 4;
 
 /** The part size for an object: the preferred size, within the service's limits. */
 export function choosePartSize(size: number, preferred: number, limits: { minPartSize: number; maxPartSize: number; maxParts: number }): number {
@@ -173,8 +175,10 @@ export class MultipartCopier {
     const ahead = Math.min(this.settings.partConcurrency, Math.max(1, Math.floor(READ_AHEAD_BYTES / partSize)));
     const held = pLimit(this.settings.partConcurrency + ahead);
     const sending = pLimit(this.settings.partConcurrency);
-    // Part MD5s wait for parts read after them, to be hashed together (see Md5Batch).
-    const md5s = new Md5Batch();
+    // Part MD5s wait for parts read after them, to be hashed together (see Md5Batch), in
+    // batches no bigger than the parts read ahead: no more can wait while every upload slot is
+    // busy, and a batch that can never fill would make each part wait for its MD5 in its slot.
+    const md5s = new Md5Batch(Math.min(MD5_BATCH, ahead));
     const work: Promise<void>[] = [];
     for (let n = 1; n <= partCount; n++) {
       const needsHash = chainMd5 && n > hashedUpTo;

@@ -243,6 +243,10 @@ describe("hashing thread", () => {
     // Small buffers are hashed in place, at once.
     const small = Buffer.from("abc");
     expect(await batch.add(small).result).toBe(openssl(small));
+    // A batch of one goes as soon as it is asked (a part read ahead of one upload slot).
+    const single = new Md5Batch(1).add(parts[9]);
+    expect(await settledSoon(single.result)).toBe(true);
+    expect(await single.result).toBe(openssl(parts[9]));
   });
 
   it("BufferPool hands back a returned buffer of the same size, within its cap", () => {
