@@ -201,13 +201,18 @@ export class Md5Lanes {
       return room.subarray(0, bytes);
     }
     const out = seg.subarray(job.offset, job.offset + bytes);
-    job.offset += bytes;
-    if (job.offset === seg.length) {
+    this.advance(job, bytes);
+    job.left -= bytes;
+    return out;
+  }
+
+  /** Past `n` bytes of the job's current segment (at most what is left of it). */
+  private advance(job: Job, n: number): void {
+    job.offset += n;
+    if (job.offset === job.segments[job.segment].length) {
       job.segment++;
       job.offset = 0;
     }
-    job.left -= bytes;
-    return out;
   }
 
   /** Copy the job's next `bytes` into `into` at `at`. */
@@ -218,11 +223,7 @@ export class Md5Lanes {
       const n = Math.min(need, seg.length - job.offset);
       into.set(seg.subarray(job.offset, job.offset + n), at + bytes - need);
       need -= n;
-      job.offset += n;
-      if (job.offset === seg.length) {
-        job.segment++;
-        job.offset = 0;
-      }
+      this.advance(job, n);
     }
     job.left -= bytes;
   }
