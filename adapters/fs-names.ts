@@ -13,12 +13,6 @@ import path from "node:path";
 export const TEMP_PREFIX = ".cloudmigrate-tmp-";
 
 /**
- * What a copy's shared progress counter holds while the kernel copies the file (no bytes pass
- * through the worker): the bytes written so far are then the temporary file's size.
- */
-export const TEMP_SIZE_IS_PROGRESS = -1n;
-
-/**
  * Longest final name (UTF-8 bytes) kept as it is in its temporary name. Longer ones are hashed,
  * so a temporary name never runs past a filesystem's name limit where its final name fits.
  */

@@ -9,7 +9,8 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { serve, toErrorShape, type Handled, type WorkerErrorShape } from "../src/worker-pool.js";
 import { crc32c, crcToBase64, md5Hex } from "../src/hashing.js";
-import { TEMP_SIZE_IS_PROGRESS, tempNameFor } from "./fs-names.js";
+import { tempNameFor } from "./fs-names.js";
+import { TEMP_SIZE_IS_PROGRESS, finishCopy, storeWritten, type CopyProgress } from "./fs-progress.js";
 import { inItsFolder } from "./fs-folders.js";
 import { dropCached } from "./fs-cache.js";
 
@@ -113,16 +114,16 @@ export interface CopiedFile {
   md5?: string;
 }
 /** copyOne's arguments, in order. */
-export type CopyArgs = [src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean, progress?: BigInt64Array];
+export type CopyArgs = [src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean, progress?: CopyProgress];
 export type CopiedOrFailed = { ok: CopiedFile } | { error: WorkerErrorShape };
 
 /**
  * Copy `src` to final's temporary name (hashing the bytes if `md5`), set the mtime, rename to
  * `final`. `complete: false` (nothing left behind) when `src` did not hold `expect` bytes.
- * `progress` (shared memory, element 0): the bytes written so far, stored after every chunk, or
- * TEMP_SIZE_IS_PROGRESS while the kernel copies (a big file whose bytes are not hashed).
+ * `progress`: the bytes written so far, stored after every chunk, or TEMP_SIZE_IS_PROGRESS while
+ * the kernel copies (a big file whose bytes are not hashed); finished before the rename.
  */
-function copyOne(src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean, progress?: BigInt64Array): CopiedFile {
+function copyOne(src: string, final: string, expect: number, mtimeMs: number | undefined, md5: boolean, progress?: CopyProgress): CopiedFile {
   if (!md5 && expect >= KERNEL_COPY_MIN) return kernelCopy(src, final, expect, mtimeMs, progress);
   const input = fs.openSync(src, "r");
   try {
@@ -142,7 +143,7 @@ function copyOne(src: string, final: string, expect: number, mtimeMs: number | u
           hash?.update(chunk);
           writeAll(out, chunk, size);
           size += n;
-          if (progress) Atomics.store(progress, 0, BigInt(size));
+          if (progress) storeWritten(progress, BigInt(size));
           if (size > expect) break;
           // A short read of a file is its end: no need for the read that would return 0.
           if (size === expect && n < buf.length) break;
@@ -156,6 +157,7 @@ function copyOne(src: string, final: string, expect: number, mtimeMs: number | u
         fs.rmSync(tmp, { force: true });
         return { size, complete: false };
       }
+      if (progress) finishCopy(progress);
       fs.renameSync(tmp, final);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
@@ -187,19 +189,18 @@ function dropCachedFile(file: string): void {
  * its presence (the copy creates exclusively) can pass for this copy's. A missing source is the
  * error copyOne gives (ENOENT on `src`), with no folder made for it.
  */
-function kernelCopy(src: string, final: string, expect: number, mtimeMs: number | undefined, progress?: BigInt64Array): CopiedFile {
+function kernelCopy(src: string, final: string, expect: number, mtimeMs: number | undefined, progress?: CopyProgress): CopiedFile {
   const tmp = tempNameFor(final);
   try {
     fs.unlinkSync(tmp);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  if (progress) Atomics.store(progress, 0, TEMP_SIZE_IS_PROGRESS);
+  if (progress) storeWritten(progress, TEMP_SIZE_IS_PROGRESS);
   try {
     // copyfile's ENOENT names the source whichever side is missing: a missing source gets no folder.
     inItsFolder(tmp, () => fs.copyFileSync(src, tmp, fs.constants.COPYFILE_EXCL), () => !fs.existsSync(src));
     const size = fs.statSync(tmp).size;
-    if (progress) Atomics.store(progress, 0, BigInt(size));
     if (size !== expect) {
       fs.rmSync(tmp, { force: true });
       return { size, complete: false };
@@ -207,6 +208,7 @@ function kernelCopy(src: string, final: string, expect: number, mtimeMs: number 
     dropCachedFile(src); // before the rename: the caller's progress reports end with it
     fs.chmodSync(tmp, FILE_MODE);
     if (mtimeMs !== undefined) fs.utimesSync(tmp, mtimeMs / 1000, mtimeMs / 1000);
+    if (progress) finishCopy(progress);
     fs.renameSync(tmp, final);
     return { size, complete: true };
   } catch (err) {

@@ -16,7 +16,8 @@ import { compareKeys } from "../src/keys.js";
 import { flatten } from "../src/listing.js";
 import { WorkerPool, fromErrorShape, workerScript } from "../src/worker-pool.js";
 import type { CopiedFile, CopiedOrFailed, CopyArgs, DirEntry, SmallRead } from "./fs-worker.js";
-import { TEMP_PREFIX, TEMP_SIZE_IS_PROGRESS, hashedTempName, tempNameFor } from "./fs-names.js";
+import { TEMP_PREFIX, hashedTempName, tempNameFor } from "./fs-names.js";
+import { TEMP_SIZE_IS_PROGRESS, loadWritten, newCopyProgress, reportWhileCopying } from "./fs-progress.js";
 import { dropCached } from "./fs-cache.js";
 import { NATIVE_COPY_BELOW, NativeCopier } from "./fs-native-copy.js";
 import { fsNative } from "../src/native.js";
@@ -364,19 +365,21 @@ export class FsAdapter implements Adapter {
     }
     const finalPath = this.pathOf(key);
     const onBytes = opts?.onBytes;
-    const progress = onBytes && source.size >= PROGRESS_MIN ? new BigInt64Array(new SharedArrayBuffer(8)) : undefined;
+    const progress = onBytes && source.size >= PROGRESS_MIN ? newCopyProgress() : undefined;
     let reported = 0;
     let settled = false;
-    const report = (now: number) => {
-      if (settled || now <= reported) return;
-      onBytes!(now - reported);
-      reported = now;
-    };
+    // Never once the file is in place (see reportWhileCopying), nor after this call returns.
+    const report = (now: number) =>
+      reportWhileCopying(progress!, () => {
+        if (settled || now <= reported) return;
+        onBytes!(now - reported);
+        reported = now;
+      });
     const tmp = progress ? tempNameFor(finalPath) : "";
     const ticker =
       onBytes && progress
         ? setInterval(() => {
-            const now = Atomics.load(progress, 0);
+            const now = loadWritten(progress);
             if (now !== TEMP_SIZE_IS_PROGRESS) report(Number(now));
             else fs.stat(tmp, (err, st) => !err && report(st.size));
           }, PROGRESS_EVERY_MS)
