@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Adapter, AdapterOptions, Location, ObjectInfo, WriteOptions } from "../../adapters/types.js";
 import { FsAdapter } from "../../adapters/fs.js";
 import { planAndCopy } from "../helpers/copy.js";
+import { tempDir } from "../helpers/temp.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Emulator } from "../emulators/types.js";
 import { MigrateError } from "../../src/errors.js";
@@ -338,7 +339,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
     it("writeFromFile stores a local file (with its MD5 when asked) and mtime; a file of another size stores nothing", async (ctx) => {
       const a = await fresh(ctx);
       if (!a.writeFromFile) ctx.skip("no writeFromFile");
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-from-file-"));
+      const dir = tempDir("from-file");
       for (const [name, size] of [["tiny", 10], ["big", 3 * 1024 * 1024 + 5], ["whole-mib", 2 * 1024 * 1024]] as const) {
         const data = seededBytes(size, size);
         const file = path.join(dir, name);

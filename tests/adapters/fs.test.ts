@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { crc32cBase64 } from "../../src/hashing.js";
 import { compareKeys } from "../../src/keys.js";
 import { collect, md5, seededBytes } from "../helpers/streams.js";
-import { repoRoot, runCli, treeDigest } from "../helpers/cli.js";
+import { repoRoot, runCli, tempDir, treeDigest } from "../helpers/cli.js";
 import { canDropCached } from "../../adapters/fs-cache.js";
 
 adapterContract("fs", async () => {
@@ -64,7 +64,7 @@ describe("fs keys and paths", () => {
   }
 
   it("refuses exactly the keys the segment-by-segment check refuses, and maps the rest below the root", () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "cm-fs-keys-"));
+    const root = tempDir("fs-keys");
     const fsa = new FsAdapter(parseLocation(root));
     const pieces = ["/", "/", ".", "..", "a", "é", "\0", ".cloudmigrate-tmp-", ".cloudmigrate-tm", "x".repeat(200), "🚀".repeat(30)];
     let seed = 7;
@@ -91,7 +91,7 @@ describe("fs keys and paths", () => {
 
 describe("fs listing", () => {
   it("walks a tree of many folders (listings read ahead) in key order, every file once", async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "cm-walk-"));
+    const root = tempDir("walk");
     const keys: string[] = [];
     // Folders at three depths, more per level than are read ahead, with names that sort
     // differently as folders ("a/") than as plain names ("a-b", "a.b", "a0").

@@ -2,7 +2,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import path from "node:path";
 import fs from "node:fs";
-import os from "node:os";
 import crypto from "node:crypto";
 import { fileURLToPath } from "node:url";
 
@@ -60,9 +59,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
   });
 }
 
-export function tempDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `cm-${tag}-`));
-}
+export { tempDir } from "./temp.js";
 
 /** Every file under `dir` as key → sha256, for byte-identity checks. */
 export function treeDigest(dir: string): Map<string, string> {
