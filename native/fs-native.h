@@ -5,6 +5,11 @@
 #include <stdint.h>
 #if defined(__x86_64__)
 napi_value Md5X4(napi_env env, napi_callback_info info);
+napi_value Md5X8(napi_env env, napi_callback_info info);
+/** Whether this CPU runs md5x8 (AVX2). */
+int md5x8_supported(void);
+/** The bytes of typed array `v` (8- or 32-bit elements), and how many; 0 if it is not one. */
+int fsn_typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length);
 #endif
 #if defined(__linux__)
 napi_value DropCached(napi_env env, napi_callback_info info);

@@ -14,75 +14,11 @@
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
+#include "md5-rounds.h"
 
 /* One step: a = b + rotl(a + f(b, c, d) + k + m[g], s). */
 #define STEP(f, a, b, c, d, g, k, s) \
   a = _mm_add_epi32(b, ROTL(_mm_add_epi32(_mm_add_epi32(a, f(b, c, d)), _mm_add_epi32(_mm_set1_epi32((int)k), m[g])), s));
-#define ROUNDS \
-  STEP(F, a, b, c, d, 0, 0xd76aa478, 7) \
-  STEP(F, d, a, b, c, 1, 0xe8c7b756, 12) \
-  STEP(F, c, d, a, b, 2, 0x242070db, 17) \
-  STEP(F, b, c, d, a, 3, 0xc1bdceee, 22) \
-  STEP(F, a, b, c, d, 4, 0xf57c0faf, 7) \
-  STEP(F, d, a, b, c, 5, 0x4787c62a, 12) \
-  STEP(F, c, d, a, b, 6, 0xa8304613, 17) \
-  STEP(F, b, c, d, a, 7, 0xfd469501, 22) \
-  STEP(F, a, b, c, d, 8, 0x698098d8, 7) \
-  STEP(F, d, a, b, c, 9, 0x8b44f7af, 12) \
-  STEP(F, c, d, a, b, 10, 0xffff5bb1, 17) \
-  STEP(F, b, c, d, a, 11, 0x895cd7be, 22) \
-  STEP(F, a, b, c, d, 12, 0x6b901122, 7) \
-  STEP(F, d, a, b, c, 13, 0xfd987193, 12) \
-  STEP(F, c, d, a, b, 14, 0xa679438e, 17) \
-  STEP(F, b, c, d, a, 15, 0x49b40821, 22) \
-  STEP(G, a, b, c, d, 1, 0xf61e2562, 5) \
-  STEP(G, d, a, b, c, 6, 0xc040b340, 9) \
-  STEP(G, c, d, a, b, 11, 0x265e5a51, 14) \
-  STEP(G, b, c, d, a, 0, 0xe9b6c7aa, 20) \
-  STEP(G, a, b, c, d, 5, 0xd62f105d, 5) \
-  STEP(G, d, a, b, c, 10, 0x02441453, 9) \
-  STEP(G, c, d, a, b, 15, 0xd8a1e681, 14) \
-  STEP(G, b, c, d, a, 4, 0xe7d3fbc8, 20) \
-  STEP(G, a, b, c, d, 9, 0x21e1cde6, 5) \
-  STEP(G, d, a, b, c, 14, 0xc33707d6, 9) \
-  STEP(G, c, d, a, b, 3, 0xf4d50d87, 14) \
-  STEP(G, b, c, d, a, 8, 0x455a14ed, 20) \
-  STEP(G, a, b, c, d, 13, 0xa9e3e905, 5) \
-  STEP(G, d, a, b, c, 2, 0xfcefa3f8, 9) \
-  STEP(G, c, d, a, b, 7, 0x676f02d9, 14) \
-  STEP(G, b, c, d, a, 12, 0x8d2a4c8a, 20) \
-  STEP(H, a, b, c, d, 5, 0xfffa3942, 4) \
-  STEP(H, d, a, b, c, 8, 0x8771f681, 11) \
-  STEP(H, c, d, a, b, 11, 0x6d9d6122, 16) \
-  STEP(H, b, c, d, a, 14, 0xfde5380c, 23) \
-  STEP(H, a, b, c, d, 1, 0xa4beea44, 4) \
-  STEP(H, d, a, b, c, 4, 0x4bdecfa9, 11) \
-  STEP(H, c, d, a, b, 7, 0xf6bb4b60, 16) \
-  STEP(H, b, c, d, a, 10, 0xbebfbc70, 23) \
-  STEP(H, a, b, c, d, 13, 0x289b7ec6, 4) \
-  STEP(H, d, a, b, c, 0, 0xeaa127fa, 11) \
-  STEP(H, c, d, a, b, 3, 0xd4ef3085, 16) \
-  STEP(H, b, c, d, a, 6, 0x04881d05, 23) \
-  STEP(H, a, b, c, d, 9, 0xd9d4d039, 4) \
-  STEP(H, d, a, b, c, 12, 0xe6db99e5, 11) \
-  STEP(H, c, d, a, b, 15, 0x1fa27cf8, 16) \
-  STEP(H, b, c, d, a, 2, 0xc4ac5665, 23) \
-  STEP(I, a, b, c, d, 0, 0xf4292244, 6) \
-  STEP(I, d, a, b, c, 7, 0x432aff97, 10) \
-  STEP(I, c, d, a, b, 14, 0xab9423a7, 15) \
-  STEP(I, b, c, d, a, 5, 0xfc93a039, 21) \
-  STEP(I, a, b, c, d, 12, 0x655b59c3, 6) \
-  STEP(I, d, a, b, c, 3, 0x8f0ccc92, 10) \
-  STEP(I, c, d, a, b, 10, 0xffeff47d, 15) \
-  STEP(I, b, c, d, a, 1, 0x85845dd1, 21) \
-  STEP(I, a, b, c, d, 8, 0x6fa87e4f, 6) \
-  STEP(I, d, a, b, c, 15, 0xfe2ce6e0, 10) \
-  STEP(I, c, d, a, b, 6, 0xa3014314, 15) \
-  STEP(I, b, c, d, a, 13, 0x4e0811a1, 21) \
-  STEP(I, a, b, c, d, 4, 0xf7537e82, 6) \
-  STEP(I, d, a, b, c, 11, 0xbd3af235, 10) \
-  STEP(I, c, d, a, b, 2, 0x2ad7d2bb, 15) \
-  STEP(I, b, c, d, a, 9, 0xeb86d391, 21)
 
 /* Lane l's 16 message words of the block at p[l], transposed: m[w] holds word w of all 4 lanes. */
 #define LOAD_BLOCKS(m, p)                                                                        \
@@ -137,8 +73,7 @@ static void x4_sse2(uint32_t state[16], const uint8_t *const in[4], size_t block
 #define ROTL(x, s) _mm_rol_epi32(x, s)
 __attribute__((target("avx512f,avx512vl"))) static void x4_avx512(uint32_t state[16], const uint8_t *const in[4], size_t blocks) { BODY }
 
-/* The bytes of typed array `v`, and how many. */
-static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *length) {
+int fsn_typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length) {
   napi_typedarray_type type;
   size_t count, offset;
   napi_value ab;
@@ -173,12 +108,12 @@ napi_value Md5X4(napi_env env, napi_callback_info info) {
   }
   size_t blocks = (size_t)blocks_d, length;
   uint8_t *state, *in[4];
-  if (!bytes_of(env, argv[0], &state, &length) || length != 64) {
+  if (!fsn_typed_bytes(env, argv[0], &state, &length) || length != 64) {
     napi_throw_type_error(env, NULL, "md5x4: the state is 16 words");
     return NULL;
   }
   for (int l = 0; l < 4; l++) {
-    if (!bytes_of(env, argv[1 + l], &in[l], &length) || length / 64 < blocks) {
+    if (!fsn_typed_bytes(env, argv[1 + l], &in[l], &length) || length / 64 < blocks) {
       napi_throw_range_error(env, NULL, "md5x4: a lane holds fewer bytes than the blocks asked");
       return NULL;
     }

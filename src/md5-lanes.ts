@@ -1,8 +1,10 @@
 /**
- * Many MD5s at once on one thread: the hashes asked for while others are running share the four
- * SIMD lanes of an x4, a slice of each at a time, so four 8 MiB parts cost about what 1.5 cost
- * one after another with OpenSSL: the native addon's md5x4 (x86-64; it reads the bytes where
- * they are), else md5-wasm.ts's (bytes copied into its memory). A hash alone runs on the
+ * Many MD5s at once on one thread: the hashes asked for while others are running share the
+ * SIMD lanes, a slice of each at a time. MD5 is a chain of dependent steps, so more lanes in a
+ * register cost almost nothing more: four 8 MiB parts cost about what 1.5 cost one after
+ * another with OpenSSL, and eight about what four do. Four lanes: the native addon's md5x4
+ * (x86-64; it reads the bytes where they are), else md5-wasm.ts's (bytes copied into its
+ * memory). Five to eight: the addon's md5x8 (CPUs with AVX2). A hash alone runs on the
  * WebAssembly `x1` (OpenSSL's speed).
  *
  * Between slices the scheduler yields to the event loop, so hashes asked for meanwhile (a worker
@@ -14,8 +16,9 @@
 import { DATA_START, X1_STATE, X4_STATE, instantiateMd5Wasm, type Md5Wasm } from "./md5-wasm.js";
 import { fsNative } from "./native.js";
 
-/** Bytes of each lane hashed per call; 4 lanes' slices stay in a core's L2 cache. */
+/** Bytes of each lane hashed per call; 8 lanes' slices stay in a core's L2 cache. */
 const SLICE = 128 * 1024;
+/** Lanes of the x4s (md5x4, WebAssembly); md5x8 has twice as many. */
 const LANES = 4;
 const INITIAL = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 /** "MD5L" and a version byte: states written by older versions (hash-wasm's) are not ours. */
@@ -71,6 +74,7 @@ const hexOf = (words: number[]): string => {
 };
 
 type FsNativeX4 = NonNullable<typeof fsNative.md5x4>;
+type FsNativeX8 = NonNullable<typeof fsNative.md5x8>;
 
 interface Job {
   words: number[];
@@ -90,17 +94,25 @@ export class Md5Lanes {
   private readonly lanes: Job[] = [];
   private running = false;
   private readonly nativeX4: FsNativeX4 | undefined;
-  /** The native x4's state, and each lane's room for bytes that straddle two segments. */
+  private readonly nativeX8: FsNativeX8 | undefined;
+  /** Hashes run side by side at most: 8 with md5x8, else 4. */
+  private readonly laneCount: number;
+  /** The native x4's and x8's states, and each lane's room for bytes that straddle two segments. */
   private readonly state4 = new Uint32Array(16);
+  private readonly state8 = new Uint32Array(32);
   private readonly scratch: Uint8Array[] = [];
 
   /**
    * `x4`: "wasm" keeps x4 in WebAssembly even where the addon has it, "sse2" the addon's SSE2
-   * code even where the CPU has AVX-512 (tests run all three).
+   * code even where the CPU has AVX-512. `x8`: "off" stays at four lanes, "avx2" runs the AVX2
+   * code even where the CPU has AVX-512 (tests run them all).
    */
-  constructor(opts: { x4?: "best" | "sse2" | "wasm" } = {}) {
+  constructor(opts: { x4?: "best" | "sse2" | "wasm"; x8?: "best" | "avx2" | "off" } = {}) {
     const x4 = fsNative.md5x4;
     this.nativeX4 = !x4 || opts.x4 === "wasm" ? undefined : opts.x4 === "sse2" ? (st, p0, p1, p2, p3, n) => x4(st, p0, p1, p2, p3, n, true) : x4;
+    const x8 = fsNative.md5x8;
+    this.nativeX8 = !x8 || opts.x8 === "off" ? undefined : opts.x8 === "avx2" ? (st, p0, p1, p2, p3, p4, p5, p6, p7, n) => x8(st, p0, p1, p2, p3, p4, p5, p6, p7, n, true) : x8;
+    this.laneCount = this.nativeX8 ? 2 * LANES : LANES;
   }
 
   /** MD5 (hex) of `data`. */
@@ -139,7 +151,7 @@ export class Md5Lanes {
     this.running = true;
     try {
       for (;;) {
-        while (this.lanes.length < LANES && this.queue.length) this.lanes.push(this.queue.shift()!);
+        while (this.lanes.length < this.laneCount && this.queue.length) this.lanes.push(this.queue.shift()!);
         if (!this.lanes.length) return;
         this.step();
         // Let hashes asked for meanwhile arrive and take free lanes.
@@ -155,7 +167,15 @@ export class Md5Lanes {
     const lanes = this.lanes;
     const blocks = Math.min(...lanes.map((j) => Math.min(SLICE, j.left) >> 6));
     const bytes = blocks * 64;
-    if (lanes.length > 1 && this.nativeX4) {
+    if (lanes.length > LANES && this.nativeX8) {
+      const st = this.state8;
+      const views = lanes.map((job, l) => this.view(job, bytes, l));
+      lanes.forEach((job, l) => job.words.forEach((w, r) => (st[8 * r + l] = w)));
+      // Idle lanes hash lane 0's bytes again; their results are dropped.
+      const v = (l: number) => views[l] ?? views[0];
+      this.nativeX8(st, v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7), blocks);
+      lanes.forEach((job, l) => (job.words = [0, 1, 2, 3].map((r) => st[8 * r + l])));
+    } else if (lanes.length > 1 && this.nativeX4) {
       const st = this.state4;
       const views = lanes.map((job, l) => this.view(job, bytes, l));
       lanes.forEach((job, l) => job.words.forEach((w, r) => (st[4 * r + l] = w)));

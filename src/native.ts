@@ -1,6 +1,6 @@
 /**
  * The fsnative addon (native/*.c), built by `npm install` into build/Release/ at the package root,
- * for the filesystem adapter (its file calls) and for md5-lanes.ts (md5x4).
+ * for the filesystem adapter (its file calls) and for md5-lanes.ts (md5x4, md5x8).
  * Optional: where it did not build (no compiler at install) or is not Linux, `fsNative` has no
  * functions and the filesystem adapter does their work in JavaScript (and md5-lanes.ts its x4
  * in WebAssembly).
@@ -43,6 +43,11 @@ export interface FsNative {
    * even where the CPU has it (tests). x86-64 only. See native/md5-x4.c.
    */
   md5x4?(state: Uint32Array, p0: Uint8Array, p1: Uint8Array, p2: Uint8Array, p3: Uint8Array, blocks: number, sse2?: boolean): void;
+  /**
+   * md5x4 for eight lanes (state[8 × word + lane]). `avx2`: not the AVX-512 code even where the
+   * CPU has it (tests). x86-64 with AVX2 only. See native/md5-x8.c.
+   */
+  md5x8?(state: Uint32Array, p0: Uint8Array, p1: Uint8Array, p2: Uint8Array, p3: Uint8Array, p4: Uint8Array, p5: Uint8Array, p6: Uint8Array, p7: Uint8Array, blocks: number, avx2?: boolean): void;
 }
 
 /** The binding file's name (binding.gyp's target). */

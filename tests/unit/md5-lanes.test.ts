@@ -4,6 +4,7 @@
  * through saved states as the checkpoint keeps them.
  */
 import crypto from "node:crypto";
+import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Md5Lanes, decodeMd5State, encodeMd5State, freshMd5State, type Md5State } from "../../src/md5-lanes.js";
 import { fsNative } from "../../src/native.js";
@@ -20,13 +21,25 @@ describe("Md5Lanes", () => {
     expect(() => fsNative.md5x4!(new Uint32Array(16), new Uint8Array(128), new Uint8Array(128), new Uint8Array(128), new Uint8Array(64), 2)).toThrow(/fewer bytes/);
   });
 
+  it("has the native x8 where the CPU has AVX2, so the x8 cases below run it", () => {
+    const avx2 = process.arch === "x64" && process.platform === "linux" && /\bavx2\b/.test(fs.readFileSync("/proc/cpuinfo", "utf8"));
+    if (!avx2) return;
+    expect(fsNative.md5x8).toBeTypeOf("function");
+    const lane = new Uint8Array(128);
+    expect(() => fsNative.md5x8!(new Uint32Array(32), lane, lane, lane, lane, lane, lane, lane, new Uint8Array(64), 2)).toThrow(/fewer bytes/);
+    expect(() => fsNative.md5x8!(new Uint32Array(16), lane, lane, lane, lane, lane, lane, lane, lane, 1)).toThrow(/32 words/);
+  });
+
+  // Eighteen hashes at once fill eight lanes where md5x8 runs (the x4 cases keep it off).
   describe.each([
-    ["native x4 (AVX-512 where the CPU has it)", "best"],
-    ["native x4's SSE2 code", "sse2"],
-    ["WebAssembly x4", "wasm"],
-  ] as const)("with the %s", (_name, x4) => {
+    ["native x4 (AVX-512 where the CPU has it)", { x4: "best", x8: "off" }],
+    ["native x4's SSE2 code", { x4: "sse2", x8: "off" }],
+    ["WebAssembly x4", { x4: "wasm", x8: "off" }],
+    ["native x8 (AVX-512 where the CPU has it)", { x8: "best" }],
+    ["native x8's AVX2 code", { x8: "avx2" }],
+  ] as const)("with the %s", (_name, opts) => {
     it("matches OpenSSL for lengths around block and slice edges, hashed side by side", async () => {
-      const lanes = new Md5Lanes({ x4 });
+      const lanes = new Md5Lanes(opts);
       const sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 128 * KiB - 1, 128 * KiB, 128 * KiB + 1, 300_000, 1024 * KiB + 13, 3_000_017];
       const data = sizes.map((n, i) => seededBytes(n, 100 + i));
       expect(await Promise.all(data.map((d) => lanes.md5(d)))).toEqual(data.map(openssl));
@@ -35,8 +48,8 @@ describe("Md5Lanes", () => {
     });
 
     it("continues saved states over pieces of any size, several chains at once", async () => {
-      const lanes = new Md5Lanes({ x4 });
-      const chains = [0, 1, 2, 3, 4, 5].map(async (k) => {
+      const lanes = new Md5Lanes(opts);
+      const chains = [0, 1, 2, 3, 4, 5, 6, 7, 8].map(async (k) => {
         const data = seededBytes(2_000_000 + k * 7777, 200 + k);
         let state: Md5State = freshMd5State();
         for (let at = 0, step = 1; at < data.length; step = step * 3 + k + 1) {
