@@ -1,8 +1,9 @@
 /**
  * Parts of a large object are read ahead of those uploading: at most partConcurrency uploads
  * at once, and while they are slow up to as many more parts (32 MiB of them at most, one at
- * least) are already read, so the destination never waits on a read. The object still arrives
- * whole and byte-identical.
+ * least) are already read, so the destination never waits on a read. Parts that carry MD5s
+ * read ahead as many as the hashing thread has lanes, if more (64 MiB at most), so their MD5s
+ * are hashed side by side. The object still arrives whole and byte-identical.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -12,6 +13,7 @@ import { FsAdapter } from "../../adapters/fs.js";
 import { parseLocation } from "../../adapters/index.js";
 import type { Adapter, MultipartSteps } from "../../adapters/types.js";
 import { Copier } from "../../src/copier.js";
+import { MD5_LANES } from "../../src/hash-thread.js";
 import { plan } from "../../src/planner.js";
 import { tempDir } from "../helpers/cli.js";
 import { scratchStore } from "../helpers/copy.js";
@@ -48,34 +50,39 @@ function watchedSource(dir: string, watch: Watch): Adapter {
   });
 }
 
-function slowDestination(dir: string, watch: Watch): Adapter {
+/** A local folder slow to take parts; `crc32c`: its parts carry CRC32Cs (as S3's and GCS's do), not MD5s. */
+function slowDestination(dir: string, watch: Watch, crc32c: boolean): Adapter {
   const inner = new FsAdapter(parseLocation(dir));
   const steps = inner.multipart!;
   const multipart: MultipartSteps = {
     ...steps,
-    async uploadPart(...args: Parameters<MultipartSteps["uploadPart"]>) {
+    async uploadPart(key, uploadId, partNumber, body, checksum) {
       watch.uploading++;
       watch.maxUploading = Math.max(watch.maxUploading, watch.uploading);
       try {
         await new Promise((r) => setTimeout(r, 25));
-        return await steps.uploadPart(...args);
+        // The folder itself checks parts by MD5.
+        const md5 = crc32c ? crypto.createHash("md5").update(body).digest("hex") : checksum;
+        await steps.uploadPart(key, uploadId, partNumber, body, md5);
+        return checksum;
       } finally {
         watch.uploading--;
         watch.held--;
       }
     },
   };
-  return Object.assign(Object.create(inner) as Adapter, { multipart });
+  const capabilities = { ...inner.capabilities, multipart: { ...inner.capabilities.multipart!, partChecksum: crc32c ? ("crc32c" as const) : undefined } };
+  return Object.assign(Object.create(inner) as Adapter, { multipart, capabilities });
 }
 
-async function copyWatched(part: number, parts: number): Promise<Watch> {
+async function copyWatched(part: number, parts: number, crc32c = false): Promise<Watch> {
   const srcDir = tempDir("readahead-src");
   const dstDir = tempDir("readahead-dst");
   const body = crypto.randomBytes(part * parts);
   fs.writeFileSync(path.join(srcDir, "big.bin"), body);
   const watch: Watch = { reads: [], uploading: 0, maxUploading: 0, readsAhead: 0, held: 0, maxHeld: 0 };
   const source = watchedSource(srcDir, watch);
-  const destination = slowDestination(dstDir, watch);
+  const destination = slowDestination(dstDir, watch, crc32c);
   const store = scratchStore(tempDir("readahead-ckpt"), srcDir, dstDir);
   await plan({ source, destination, store, options: store.job.options });
   const result = await new Copier(source, destination, store, {
@@ -96,14 +103,23 @@ async function copyWatched(part: number, parts: number): Promise<Watch> {
 describe("parts read ahead of uploads", () => {
   it("keeps partConcurrency uploads in flight, reads as many more meanwhile, and delivers the object intact", async () => {
     const parts = 24;
-    const watch = await copyWatched(256 * 1024, parts);
+    const watch = await copyWatched(256 * 1024, parts, true);
     // Reads went on while as many parts as upload at once were held (without read-ahead: never).
     expect(watch.readsAhead).toBeGreaterThanOrEqual(parts / 4);
     expect(watch.maxHeld).toBe(2 * PART_CONCURRENCY);
   }, 30_000);
 
   it("reads big parts ahead only up to 32 MiB", async () => {
-    const watch = await copyWatched(16 * MiB, 6);
+    const watch = await copyWatched(16 * MiB, 6, true);
     expect(watch.maxHeld).toBe(PART_CONCURRENCY + 2);
+  }, 60_000);
+
+  it("reads parts that carry MD5s ahead as far as the hashing thread has lanes, up to 64 MiB", async () => {
+    const parts = 24;
+    const small = await copyWatched(256 * 1024, parts);
+    expect(small.readsAhead).toBeGreaterThanOrEqual(parts / 4);
+    expect(small.maxHeld).toBe(PART_CONCURRENCY + Math.max(PART_CONCURRENCY, MD5_LANES));
+    const big = await copyWatched(16 * MiB, 8);
+    expect(big.maxHeld).toBe(PART_CONCURRENCY + Math.min(Math.max(PART_CONCURRENCY, MD5_LANES), 4));
   }, 60_000);
 });
