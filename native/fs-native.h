@@ -8,8 +8,13 @@ napi_value Md5X4(napi_env env, napi_callback_info info);
 napi_value Md5X8(napi_env env, napi_callback_info info);
 /** Whether this CPU runs md5x8 (AVX2). */
 int md5x8_supported(void);
-/** The bytes of typed array `v` (8- or 32-bit elements), and how many; 0 if it is not one. */
-int fsn_typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length);
+/** A multi-lane MD5 block function: `state` holds A, B, C, D of every lane (word × lanes + lane). */
+typedef void (*md5_lanes_fn)(uint32_t *state, const uint8_t *const *in, size_t blocks);
+/**
+ * md5x4 and md5x8's JavaScript call (state, p0, …, p<lanes-1>, blocks[, plain]): checks the
+ * arguments (throwing on bad ones), then runs `best`, or `plain` if asked, over the lanes.
+ */
+napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, md5_lanes_fn best, md5_lanes_fn plain);
 #endif
 #if defined(__linux__)
 napi_value DropCached(napi_env env, napi_callback_info info);

@@ -13,6 +13,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include "md5-rounds.h"
 
@@ -59,7 +60,7 @@
 #define H(x, y, z) _mm_xor_si128(_mm_xor_si128(x, y), z)
 #define I(x, y, z) _mm_xor_si128(y, _mm_or_si128(x, _mm_xor_si128(z, _mm_set1_epi32(-1))))
 #define ROTL(x, s) _mm_or_si128(_mm_slli_epi32(x, s), _mm_srli_epi32(x, 32 - (s)))
-static void x4_sse2(uint32_t state[16], const uint8_t *const in[4], size_t blocks) { BODY }
+static void x4_sse2(uint32_t *state, const uint8_t *const *in, size_t blocks) { BODY }
 #undef F
 #undef G
 #undef H
@@ -71,9 +72,10 @@ static void x4_sse2(uint32_t state[16], const uint8_t *const in[4], size_t block
 #define H(x, y, z) _mm_ternarylogic_epi32(x, y, z, 0x96)
 #define I(x, y, z) _mm_ternarylogic_epi32(x, y, z, 0x39)
 #define ROTL(x, s) _mm_rol_epi32(x, s)
-__attribute__((target("avx512f,avx512vl"))) static void x4_avx512(uint32_t state[16], const uint8_t *const in[4], size_t blocks) { BODY }
+__attribute__((target("avx512f,avx512vl"))) static void x4_avx512(uint32_t *state, const uint8_t *const *in, size_t blocks) { BODY }
 
-int fsn_typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length) {
+/* The bytes of typed array `v` (8- or 32-bit elements), and how many; 0 if it is not one. */
+static int typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length) {
   napi_typedarray_type type;
   size_t count, offset;
   napi_value ab;
@@ -86,42 +88,50 @@ int fsn_typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *length) 
   return 1;
 }
 
+napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, md5_lanes_fn best, md5_lanes_fn plain) {
+  size_t argc = 11;
+  napi_value argv[11];
+  double blocks_d;
+  bool use_plain = false;
+  char message[80];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < (size_t)lanes + 2 || napi_get_value_double(env, argv[lanes + 1], &blocks_d) != napi_ok ||
+      (argc > (size_t)lanes + 2 && napi_get_value_bool(env, argv[lanes + 2], &use_plain) != napi_ok) ||
+      !(blocks_d >= 0 && blocks_d <= 9007199254740991.0) || blocks_d != (double)(size_t)blocks_d) {
+    snprintf(message, sizeof message, "md5x%d(state, p0, ..., p%d, blocks)", lanes, lanes - 1);
+    napi_throw_type_error(env, NULL, message);
+    return NULL;
+  }
+  size_t blocks = (size_t)blocks_d, length;
+  uint8_t *state, *in[8];
+  if (!typed_bytes(env, argv[0], &state, &length) || length != 16 * (size_t)lanes) {
+    snprintf(message, sizeof message, "md5x%d: the state is %d words", lanes, 4 * lanes);
+    napi_throw_type_error(env, NULL, message);
+    return NULL;
+  }
+  for (int l = 0; l < lanes; l++) {
+    if (!typed_bytes(env, argv[1 + l], &in[l], &length) || length / 64 < blocks) {
+      snprintf(message, sizeof message, "md5x%d: a lane holds fewer bytes than the blocks asked", lanes);
+      napi_throw_range_error(env, NULL, message);
+      return NULL;
+    }
+  }
+  uint32_t words[32];
+  memcpy(words, state, 16 * (size_t)lanes);
+  (use_plain ? plain : best)(words, (const uint8_t *const *)in, blocks);
+  memcpy(state, words, 16 * (size_t)lanes);
+  return NULL;
+}
+
 /*
  * md5x4(state: Uint32Array(16), p0, p1, p2, p3: Uint8Array, blocks[, sse2]): synchronous; throws
  * on bad arguments. `sse2` true: the SSE2 code even where AVX-512VL is there (tests run both).
  */
 napi_value Md5X4(napi_env env, napi_callback_info info) {
-  static void (*best)(uint32_t[16], const uint8_t *const[4], size_t);
+  static md5_lanes_fn best;
   if (!best) {
     __builtin_cpu_init();
     best = __builtin_cpu_supports("avx512vl") ? x4_avx512 : x4_sse2;
   }
-  size_t argc = 7;
-  napi_value argv[7];
-  double blocks_d;
-  bool sse2 = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 || napi_get_value_double(env, argv[5], &blocks_d) != napi_ok ||
-      (argc > 6 && napi_get_value_bool(env, argv[6], &sse2) != napi_ok) ||
-      !(blocks_d >= 0 && blocks_d <= 9007199254740991.0) || blocks_d != (double)(size_t)blocks_d) {
-    napi_throw_type_error(env, NULL, "md5x4(state, p0, p1, p2, p3, blocks)");
-    return NULL;
-  }
-  size_t blocks = (size_t)blocks_d, length;
-  uint8_t *state, *in[4];
-  if (!fsn_typed_bytes(env, argv[0], &state, &length) || length != 64) {
-    napi_throw_type_error(env, NULL, "md5x4: the state is 16 words");
-    return NULL;
-  }
-  for (int l = 0; l < 4; l++) {
-    if (!fsn_typed_bytes(env, argv[1 + l], &in[l], &length) || length / 64 < blocks) {
-      napi_throw_range_error(env, NULL, "md5x4: a lane holds fewer bytes than the blocks asked");
-      return NULL;
-    }
-  }
-  uint32_t words[16];
-  memcpy(words, state, sizeof words);
-  (sse2 ? x4_sse2 : best)(words, (const uint8_t *const *)in, blocks);
-  memcpy(state, words, sizeof words);
-  return NULL;
+  return fsn_md5_lanes_call(env, info, 4, best, x4_sse2);
 }
 #endif

@@ -10,8 +10,6 @@
 #include "fs-native.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <stdbool.h>
-#include <string.h>
 #include "md5-rounds.h"
 
 #define STEP(f, a, b, c, d, g, k, s) \
@@ -66,7 +64,7 @@
 #define H(x, y, z) _mm256_xor_si256(_mm256_xor_si256(x, y), z)
 #define I(x, y, z) _mm256_xor_si256(y, _mm256_or_si256(x, _mm256_xor_si256(z, _mm256_set1_epi32(-1))))
 #define ROTL(x, s) _mm256_or_si256(_mm256_slli_epi32(x, s), _mm256_srli_epi32(x, 32 - (s)))
-__attribute__((target("avx2"))) static void x8_avx2(uint32_t state[32], const uint8_t *const in[8], size_t blocks) { BODY }
+__attribute__((target("avx2"))) static void x8_avx2(uint32_t *state, const uint8_t *const *in, size_t blocks) { BODY }
 #undef F
 #undef G
 #undef H
@@ -78,7 +76,7 @@ __attribute__((target("avx2"))) static void x8_avx2(uint32_t state[32], const ui
 #define H(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x96)
 #define I(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x39)
 #define ROTL(x, s) _mm256_rol_epi32(x, s)
-__attribute__((target("avx2,avx512f,avx512vl"))) static void x8_avx512(uint32_t state[32], const uint8_t *const in[8], size_t blocks) { BODY }
+__attribute__((target("avx2,avx512f,avx512vl"))) static void x8_avx512(uint32_t *state, const uint8_t *const *in, size_t blocks) { BODY }
 
 int md5x8_supported(void) {
   __builtin_cpu_init();
@@ -90,37 +88,11 @@ int md5x8_supported(void) {
  * bad arguments. `avx2` true: the AVX2 code even where AVX-512VL is there (tests run both).
  */
 napi_value Md5X8(napi_env env, napi_callback_info info) {
-  static void (*best)(uint32_t[32], const uint8_t *const[8], size_t);
+  static md5_lanes_fn best;
   if (!best) {
     __builtin_cpu_init();
     best = __builtin_cpu_supports("avx512vl") ? x8_avx512 : x8_avx2;
   }
-  size_t argc = 11;
-  napi_value argv[11];
-  double blocks_d;
-  bool avx2 = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10 || napi_get_value_double(env, argv[9], &blocks_d) != napi_ok ||
-      (argc > 10 && napi_get_value_bool(env, argv[10], &avx2) != napi_ok) ||
-      !(blocks_d >= 0 && blocks_d <= 9007199254740991.0) || blocks_d != (double)(size_t)blocks_d) {
-    napi_throw_type_error(env, NULL, "md5x8(state, p0, ..., p7, blocks)");
-    return NULL;
-  }
-  size_t blocks = (size_t)blocks_d, length;
-  uint8_t *state, *in[8];
-  if (!fsn_typed_bytes(env, argv[0], &state, &length) || length != 128) {
-    napi_throw_type_error(env, NULL, "md5x8: the state is 32 words");
-    return NULL;
-  }
-  for (int l = 0; l < 8; l++) {
-    if (!fsn_typed_bytes(env, argv[1 + l], &in[l], &length) || length / 64 < blocks) {
-      napi_throw_range_error(env, NULL, "md5x8: a lane holds fewer bytes than the blocks asked");
-      return NULL;
-    }
-  }
-  uint32_t words[32];
-  memcpy(words, state, sizeof words);
-  (avx2 ? x8_avx2 : best)(words, (const uint8_t *const *)in, blocks);
-  memcpy(state, words, sizeof words);
-  return NULL;
+  return fsn_md5_lanes_call(env, info, 8, best, x8_avx2);
 }
 #endif
