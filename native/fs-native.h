@@ -12,9 +12,10 @@ int md5x8_supported(void);
 typedef void (*md5_lanes_fn)(uint32_t *state, const uint8_t *const *in, size_t blocks);
 /**
  * md5x4 and md5x8's JavaScript call (state, p0, …, p<lanes-1>, blocks[, plain]): checks the
- * arguments (throwing on bad ones), then runs `best`, or `plain` if asked, over the lanes.
+ * arguments (throwing on bad ones), then runs `avx512` where the CPU has AVX-512VL and `plain`
+ * was not asked, else `plain`, over the lanes.
  */
-napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, md5_lanes_fn best, md5_lanes_fn plain);
+napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, md5_lanes_fn avx512, md5_lanes_fn plain);
 #endif
 #if defined(__linux__)
 napi_value DropCached(napi_env env, napi_callback_info info);

@@ -11,49 +11,19 @@
  */
 #include "fs-native.h"
 #if defined(__x86_64__)
-#include <immintrin.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include "md5-rounds.h"
 
-/* One step: a = b + rotl(a + f(b, c, d) + k + m[g], s). */
-#define STEP(f, a, b, c, d, g, k, s) \
-  a = _mm_add_epi32(b, ROTL(_mm_add_epi32(_mm_add_epi32(a, f(b, c, d)), _mm_add_epi32(_mm_set1_epi32((int)k), m[g])), s));
-
-/* Lane l's 16 message words of the block at p[l], transposed: m[w] holds word w of all 4 lanes. */
-#define LOAD_BLOCKS(m, p)                                                                        \
-  for (int q = 0; q < 4; q++) {                                                                  \
-    __m128i r0 = _mm_loadu_si128((const __m128i *)(p)[0] + q), r1 = _mm_loadu_si128((const __m128i *)(p)[1] + q); \
-    __m128i r2 = _mm_loadu_si128((const __m128i *)(p)[2] + q), r3 = _mm_loadu_si128((const __m128i *)(p)[3] + q); \
-    __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpackhi_epi32(r0, r1);                    \
-    __m128i t2 = _mm_unpacklo_epi32(r2, r3), t3 = _mm_unpackhi_epi32(r2, r3);                    \
-    m[4 * q] = _mm_unpacklo_epi64(t0, t2);                                                       \
-    m[4 * q + 1] = _mm_unpackhi_epi64(t0, t2);                                                   \
-    m[4 * q + 2] = _mm_unpacklo_epi64(t1, t3);                                                   \
-    m[4 * q + 3] = _mm_unpackhi_epi64(t1, t3);                                                   \
-  }
-
-/* state: A, B, C, D, each as 4 lanes. */
-#define BODY                                                                                     \
-  __m128i A = _mm_loadu_si128((const __m128i *)state), B = _mm_loadu_si128((const __m128i *)state + 1); \
-  __m128i C = _mm_loadu_si128((const __m128i *)state + 2), D = _mm_loadu_si128((const __m128i *)state + 3); \
-  const uint8_t *p[4] = {in[0], in[1], in[2], in[3]};                                            \
-  for (size_t n = 0; n < blocks; n++) {                                                          \
-    __m128i m[16];                                                                               \
-    LOAD_BLOCKS(m, p)                                                                            \
-    __m128i a = A, b = B, c = C, d = D;                                                          \
-    ROUNDS                                                                                       \
-    A = _mm_add_epi32(A, a);                                                                     \
-    B = _mm_add_epi32(B, b);                                                                     \
-    C = _mm_add_epi32(C, c);                                                                     \
-    D = _mm_add_epi32(D, d);                                                                     \
-    for (int l = 0; l < 4; l++) p[l] += 64;                                                      \
-  }                                                                                              \
-  _mm_storeu_si128((__m128i *)state, A);                                                         \
-  _mm_storeu_si128((__m128i *)state + 1, B);                                                     \
-  _mm_storeu_si128((__m128i *)state + 2, C);                                                     \
-  _mm_storeu_si128((__m128i *)state + 3, D);
+#define VEC __m128i
+#define NLANES 4
+#define ADD _mm_add_epi32
+#define SET1 _mm_set1_epi32
+#define LOADV(p) _mm_loadu_si128(p)
+#define STOREV(p, v) _mm_storeu_si128(p, v)
+#define LOAD_BLOCKS(m, p) \
+  for (int q = 0; q < 4; q++) TRANSPOSE4(m + 4 * q, p, q)
+#include "md5-lanes.h"
 
 #define F(x, y, z) _mm_xor_si128(z, _mm_and_si128(x, _mm_xor_si128(y, z)))
 #define G(x, y, z) _mm_xor_si128(y, _mm_and_si128(z, _mm_xor_si128(x, y)))
@@ -88,7 +58,7 @@ static int typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *lengt
   return 1;
 }
 
-napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, md5_lanes_fn best, md5_lanes_fn plain) {
+napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, md5_lanes_fn avx512, md5_lanes_fn plain) {
   size_t argc = 11;
   napi_value argv[11];
   double blocks_d;
@@ -117,7 +87,8 @@ napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, 
   }
   uint32_t words[32];
   memcpy(words, state, 16 * (size_t)lanes);
-  (use_plain ? plain : best)(words, (const uint8_t *const *)in, blocks);
+  __builtin_cpu_init(); /* once; later calls return at once */
+  (use_plain || !__builtin_cpu_supports("avx512vl") ? plain : avx512)(words, (const uint8_t *const *)in, blocks);
   memcpy(state, words, 16 * (size_t)lanes);
   return NULL;
 }
@@ -127,11 +98,6 @@ napi_value fsn_md5_lanes_call(napi_env env, napi_callback_info info, int lanes, 
  * on bad arguments. `sse2` true: the SSE2 code even where AVX-512VL is there (tests run both).
  */
 napi_value Md5X4(napi_env env, napi_callback_info info) {
-  static md5_lanes_fn best;
-  if (!best) {
-    __builtin_cpu_init();
-    best = __builtin_cpu_supports("avx512vl") ? x4_avx512 : x4_sse2;
-  }
-  return fsn_md5_lanes_call(env, info, 4, best, x4_sse2);
+  return fsn_md5_lanes_call(env, info, 4, x4_avx512, x4_sse2);
 }
 #endif
