@@ -10,10 +10,7 @@ import { Worker } from "node:worker_threads";
 import { workerScript, fromErrorShape, type WorkerErrorShape } from "./worker-pool.js";
 import { md5Hex } from "./hashing.js";
 import { decodeMd5State } from "./md5-lanes.js";
-import { fsNative } from "./native.js";
-
-/** MD5s the hashing thread hashes side by side at most (md5-lanes.ts): 8 with md5x8, else 4. */
-export const MD5_LANES = fsNative.md5x8 ? 8 : 4;
+export { MD5_LANES } from "./md5-lanes.js";
 
 /** Below this, hashing in place is cheaper than a round trip to the thread. */
 const INLINE_BELOW = 256 * 1024;

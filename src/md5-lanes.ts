@@ -20,6 +20,8 @@ import { fsNative } from "./native.js";
 const SLICE = 128 * 1024;
 /** Lanes of the x4s (md5x4, WebAssembly); md5x8 has twice as many. */
 const LANES = 4;
+/** MD5s a default Md5Lanes (the hashing thread's) hashes side by side at most: 8 with md5x8, else 4. */
+export const MD5_LANES = fsNative.md5x8 ? 2 * LANES : LANES;
 const INITIAL = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 /** "MD5L" and a version byte: states written by older versions (hash-wasm's) are not ours. */
 const MAGIC = [0x4d, 0x44, 0x35, 0x4c, 1];

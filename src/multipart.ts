@@ -177,9 +177,10 @@ export class MultipartCopier {
     // 1 GiB: Azurite busy ~90 % of the run against ~108 % under rclone's 16 blocks in flight).
     // Parts that carry MD5s read ahead enough to fill the MD5 lanes.
     const partsCarryMd5 = !partCrc32c && caps.partChecksum !== "crc32c";
-    const ahead = partsCarryMd5
-      ? Math.min(Math.max(this.settings.partConcurrency, MD5_LANES), Math.max(1, Math.floor(MD5_READ_AHEAD_BYTES / partSize)))
-      : Math.min(this.settings.partConcurrency, Math.max(1, Math.floor(READ_AHEAD_BYTES / partSize)));
+    const [aheadParts, aheadBytes] = partsCarryMd5
+      ? [Math.max(this.settings.partConcurrency, MD5_LANES), MD5_READ_AHEAD_BYTES]
+      : [this.settings.partConcurrency, READ_AHEAD_BYTES];
+    const ahead = Math.min(aheadParts, Math.max(1, Math.floor(aheadBytes / partSize)));
     const held = pLimit(this.settings.partConcurrency + ahead);
     const sending = pLimit(this.settings.partConcurrency);
     // Part MD5s wait for parts read after them, to be hashed together (see Md5Batch), in
