@@ -43,6 +43,15 @@ describe("fs digestParts", () => {
       for (let at = 0; at < data.length; at += partSize) want.push(crc32cBase64(data.subarray(at, at + partSize)));
       expect(await fsa.digestParts("f", partSize)).toEqual({ md5: md5(data), partCrc32c: want });
     }
+    // A file of whole parts ends on a boundary: no empty part after the last.
+    const whole = data.subarray(0, 8 * 1024 * 1024);
+    fs.writeFileSync(path.join(dir, "whole"), whole);
+    for (const partSize of [2 * 1024 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024]) {
+      const want: string[] = [];
+      for (let at = 0; at < whole.length; at += partSize) want.push(crc32cBase64(whole.subarray(at, at + partSize)));
+      expect(await fsa.digestParts("whole", partSize)).toEqual({ md5: md5(whole), partCrc32c: want });
+    }
+    expect(await fsa.computeMd5!("f")).toBe(md5(data));
     expect(await fsa.digestParts("empty", 1024)).toEqual({ md5: md5(Buffer.alloc(0)), partCrc32c: [crc32cBase64(Buffer.alloc(0))] });
     await expect(fsa.digestParts("missing", 1024)).rejects.toMatchObject({ kind: "NotFound" });
     fs.rmSync(dir, { recursive: true, force: true });
