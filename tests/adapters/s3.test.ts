@@ -788,12 +788,13 @@ describe.skipIf(!emulator)("s3 adapter on MinIO", () => {
     adapters.push(source);
     const { counted, whole: wholeReads } = countingReads(source);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cm-s3-whole-"));
-    // Concurrency 1: the small object goes first and teaches the lean path the URL.
-    const result = await planAndCopy(counted, dst, { dir, urls: [`${root}/whole-src`, `${root}/whole-dst`], include: [], concurrency: 1 });
+    // All three start at once, before any SDK call on an object: the first whole read's
+    // HeadObject teaches the lean path the URL, and every read waits for it, none streams.
+    const result = await planAndCopy(counted, dst, { dir, urls: [`${root}/whole-src`, `${root}/whole-dst`], include: [], concurrency: 16 });
     fs.rmSync(dir, { recursive: true, force: true });
     expect(result.copied).toBe(3);
-    expect(wholeReads.sort()).toEqual(["mid", "mid 2"]);
-    expect(sdkGets.count).toBe(1);
+    expect(wholeReads.sort()).toEqual(["a warm-up", "mid", "mid 2"]);
+    expect(sdkGets.count).toBe(0);
     for (const [k, v] of objects) {
       expect((await readAll(await dst.read(k))).equals(v)).toBe(true);
       expect(await dst.stat(k)).toMatchObject({ size: v.length, md5: md5(v), contentType: "application/x-mine", cacheControl: "no-cache", metadata: { owner: "ünïcode" }, mtime: extra.mtime });
