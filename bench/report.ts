@@ -223,6 +223,7 @@ export function renderTable(r: BenchReport): string {
     }
     if (typeof r.meta.s3Source === "string") lines.push(`S3 source bucket: ${r.meta.s3Source}.`);
     if (typeof r.meta.localSourcePages === "string") lines.push(`Local source pages: ${r.meta.localSourcePages}.`);
+    if (typeof r.meta.nodeExtraCaCerts === "string") lines.push(`NODE_EXTRA_CA_CERTS: ${r.meta.nodeExtraCaCerts}.`);
     const runs = r.cases.flatMap((c) => c.tools.flatMap((t) => t.runs));
     const dropped = runs.filter((run) => run.cachesDropped).length;
     lines.push(

@@ -290,11 +290,28 @@ function gitState(): { commit?: string; dirty?: boolean } {
   }
 }
 
+/**
+ * NODE_EXTRA_CA_CERTS (set machine-wide where this bench was written, to the system's 220 KB
+ * bundle) makes every Node process parse it before running a line: `node -e 0` took 60-90 ms
+ * with it and 20-30 ms without, a tax on the Node tools (cloudmigrate, the SDK and bare loops)
+ * that rclone does not pay and a user's machine rarely levies. Every run talks plain HTTP to
+ * loopback emulators, so it is removed for all the bench starts, unless
+ * BENCH_KEEP_NODE_EXTRA_CA_CERTS=1. What was done goes into the JSON and under the table.
+ */
+function dropNodeExtraCaCerts(): string {
+  const value = process.env.NODE_EXTRA_CA_CERTS;
+  if (value === undefined) return "not set";
+  if (process.env.BENCH_KEEP_NODE_EXTRA_CA_CERTS === "1") return `kept (${value}): every Node process pays ~40-60 ms at start to read it`;
+  delete process.env.NODE_EXTRA_CA_CERTS;
+  return `removed for every process the bench starts (it was ${value}; ~40-60 ms of each Node start)`;
+}
+
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   // As under `npm run`: the harnesses find azurite-blob on PATH (their own relative lookup
   // points into dist/ once compiled).
   process.env.PATH = [path.join(repoRoot, "node_modules", ".bin"), process.env.PATH].join(path.delimiter);
+  const caCerts = dropNodeExtraCaCerts();
   if (!fs.existsSync(path.join(repoRoot, "dist", "src", "cli.js"))) throw new Error("dist/ is missing: run `npm run build` first");
   const rclone = o.rclone ? rcloneVersion() : undefined;
   if (o.rclone && !rclone) log("rclone not found: its columns will be n/a (apt-get install rclone)");
@@ -340,6 +357,7 @@ async function main(): Promise<void> {
         ? "dropped from the page cache once read, by cloudmigrate and the bare loops (native/fadvise.c), as rclone drops them"
         : "kept in the page cache by cloudmigrate and the bare loops (build/Release/fsnative.node missing); rclone drops them",
       node: process.version,
+      nodeExtraCaCerts: caCerts,
       rclone: rclone ?? null,
       emulatorStorage: { minio: emulatorStorage().kind, azurite: "in memory", fakeGcs: `filesystem backend on ${emulatorStorage().kind}` },
       host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryBytes: os.totalmem(), platform: `${os.type()} ${os.release()}` },
