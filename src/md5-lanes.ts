@@ -169,21 +169,14 @@ export class Md5Lanes {
     const lanes = this.lanes;
     const blocks = Math.min(...lanes.map((j) => Math.min(SLICE, j.left) >> 6));
     const bytes = blocks * 64;
-    if (lanes.length > LANES && this.nativeX8) {
+    const x8 = lanes.length > LANES ? this.nativeX8 : undefined;
+    const x4 = lanes.length > 1 ? this.nativeX4 : undefined;
+    if (x8) {
       const st = this.state8;
-      const views = lanes.map((job, l) => this.view(job, bytes, l));
-      lanes.forEach((job, l) => job.words.forEach((w, r) => (st[8 * r + l] = w)));
-      // Idle lanes hash lane 0's bytes again; their results are dropped.
-      const v = (l: number) => views[l] ?? views[0];
-      this.nativeX8(st, v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7), blocks);
-      lanes.forEach((job, l) => (job.words = [0, 1, 2, 3].map((r) => st[8 * r + l])));
-    } else if (lanes.length > 1 && this.nativeX4) {
+      this.nativeStep(st, bytes, (v) => x8(st, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], blocks));
+    } else if (x4) {
       const st = this.state4;
-      const views = lanes.map((job, l) => this.view(job, bytes, l));
-      lanes.forEach((job, l) => job.words.forEach((w, r) => (st[4 * r + l] = w)));
-      // Idle lanes hash lane 0's bytes again; their results are dropped.
-      this.nativeX4(st, views[0], views[1] ?? views[0], views[2] ?? views[0], views[3] ?? views[0], blocks);
-      lanes.forEach((job, l) => (job.words = [0, 1, 2, 3].map((r) => st[4 * r + l])));
+      this.nativeStep(st, bytes, (v) => x4(st, v[0], v[1], v[2], v[3], blocks));
     } else {
       lanes.forEach((job, l) => this.take(job, this.memory, DATA_START + l * SLICE, bytes));
       this.wasmStep(lanes, blocks);
@@ -191,6 +184,20 @@ export class Md5Lanes {
     for (let l = lanes.length - 1; l >= 0; l--) {
       if (lanes[l].left < 64) this.complete(lanes.splice(l, 1)[0]);
     }
+  }
+
+  /**
+   * One call of a native x4 or x8 whose state `st` holds every lane's words (word × width +
+   * lane): each busy lane's words go in and come back out; `call` gets a view of `bytes` per
+   * lane, idle lanes hashing lane 0's bytes again (their results are dropped).
+   */
+  private nativeStep(st: Uint32Array, bytes: number, call: (views: Uint8Array[]) => void): void {
+    const width = st.length / 4;
+    const views = this.lanes.map((job, l) => this.view(job, bytes, l));
+    while (views.length < width) views.push(views[0]);
+    this.lanes.forEach((job, l) => job.words.forEach((w, r) => (st[width * r + l] = w)));
+    call(views);
+    this.lanes.forEach((job, l) => (job.words = [0, 1, 2, 3].map((r) => st[width * r + l])));
   }
 
   /** The WebAssembly x1 or x4 over `blocks` of each lane's bytes, already in its memory. */
