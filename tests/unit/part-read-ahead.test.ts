@@ -3,7 +3,9 @@
  * at once, and while they are slow up to as many more parts (32 MiB of them at most, one at
  * least) are already read, so the destination never waits on a read. Parts that carry MD5s
  * read ahead as many as the hashing thread has lanes, if more (64 MiB at most), so their MD5s
- * are hashed side by side. The object still arrives whole and byte-identical.
+ * are hashed side by side. Reads start two at a time and widen as they finish, so the first
+ * part is not slowed by sharing the source with every other part held. The object still arrives
+ * whole and byte-identical.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -36,16 +38,30 @@ interface Watch {
   /** Parts read and not yet uploaded, and the most there were. */
   held: number;
   maxHeld: number;
+  /** Reads in flight; the most there were before the first finished, and ever. */
+  reading: number;
+  maxReadingAtStart: number;
+  maxReading: number;
+  readsDone: number;
 }
 
-function watchedSource(dir: string, watch: Watch): Adapter {
+/** A local folder whose ranged reads each take at least `readDelayMs`. */
+function watchedSource(dir: string, watch: Watch, readDelayMs: number): Adapter {
   const inner = new FsAdapter(parseLocation(dir));
   return Object.assign(Object.create(inner) as Adapter, {
     async readInto(key: string, start: number, into: Buffer): Promise<number> {
       watch.reads.push(start);
       if (watch.held >= PART_CONCURRENCY) watch.readsAhead++;
       watch.maxHeld = Math.max(watch.maxHeld, ++watch.held);
-      return inner.readInto!(key, start, into);
+      watch.maxReading = Math.max(watch.maxReading, ++watch.reading);
+      if (watch.readsDone === 0) watch.maxReadingAtStart = Math.max(watch.maxReadingAtStart, watch.reading);
+      try {
+        if (readDelayMs) await new Promise((r) => setTimeout(r, readDelayMs));
+        return await inner.readInto!(key, start, into);
+      } finally {
+        watch.reading--;
+        watch.readsDone++;
+      }
     },
   });
 }
@@ -75,13 +91,24 @@ function slowDestination(dir: string, watch: Watch, crc32c: boolean): Adapter {
   return Object.assign(Object.create(inner) as Adapter, { multipart, capabilities });
 }
 
-async function copyWatched(part: number, parts: number, crc32c = false): Promise<Watch> {
+async function copyWatched(part: number, parts: number, crc32c = false, readDelayMs = 0): Promise<Watch> {
   const srcDir = tempDir("readahead-src");
   const dstDir = tempDir("readahead-dst");
   const body = crypto.randomBytes(part * parts);
   fs.writeFileSync(path.join(srcDir, "big.bin"), body);
-  const watch: Watch = { reads: [], uploading: 0, maxUploading: 0, readsAhead: 0, held: 0, maxHeld: 0 };
-  const source = watchedSource(srcDir, watch);
+  const watch: Watch = {
+    reads: [],
+    uploading: 0,
+    maxUploading: 0,
+    readsAhead: 0,
+    held: 0,
+    maxHeld: 0,
+    reading: 0,
+    maxReadingAtStart: 0,
+    maxReading: 0,
+    readsDone: 0,
+  };
+  const source = watchedSource(srcDir, watch, readDelayMs);
   const destination = slowDestination(dstDir, watch, crc32c);
   const store = scratchStore(tempDir("readahead-ckpt"), srcDir, dstDir);
   await plan({ source, destination, store, options: store.job.options });
@@ -122,4 +149,12 @@ describe("parts read ahead of uploads", () => {
     const big = await copyWatched(16 * MiB, 8);
     expect(big.maxHeld).toBe(PART_CONCURRENCY + Math.min(Math.max(PART_CONCURRENCY, MD5_LANES), 4));
   }, 60_000);
+
+  it("starts two reads, and widens to every part held as reads finish", async () => {
+    const watch = await copyWatched(256 * 1024, 24, true, 20);
+    // All 2 × PART_CONCURRENCY held parts read at once would share the source and finish together.
+    expect(watch.maxReadingAtStart).toBe(2);
+    expect(watch.maxReading).toBeGreaterThan(2);
+    expect(watch.maxHeld).toBe(2 * PART_CONCURRENCY);
+  }, 30_000);
 });
