@@ -20,17 +20,13 @@
 import http from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
-import {
-  AnonymousCredential,
-  ContainerClient,
-  StorageSharedKeyCredential,
-  newPipeline,
-  type StoragePipelineOptions,
-} from "@azure/storage-blob";
+import type { ContainerClient, StoragePipelineOptions } from "@azure/storage-blob";
 import type { AdapterOptions, Location } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { BlobLister } from "./list.js";
 import { AzureDirectReads } from "./direct.js";
+import { BlobRequests } from "./blob-requests.js";
+import { SharedKey } from "./shared-key.js";
 
 /** Azurite's (public, well-known) development account. */
 export const DEV_ACCOUNT = "devstoreaccount1";
@@ -41,11 +37,19 @@ const MAX_SOCKETS = 256;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 export interface AzureConnection {
-  container: ContainerClient;
+  /**
+   * The container through the SDK, for the requests we do not make ourselves (properties,
+   * streamed reads, deletes). The SDK (~45 ms to load) is imported on the first call.
+   */
+  sdk(): Promise<ContainerClient>;
+  /** The URL of blob `name` (SAS included), as the SDK's getBlockBlobClient(name).url. */
+  blobUrl(name: string): string;
   /** Ranged reads straight into part memory, with the same credential. */
   direct: AzureDirectReads;
   /** List Blobs pages, read without the SDK's XML models (list.ts). */
   lister: BlobLister;
+  /** Put Blob, Put Block and Put Block List without the SDK (blob-requests.ts). */
+  writes: BlobRequests;
   /** How we authenticated, for messages ("shared key from AZURE_STORAGE_CONNECTION_STRING"). */
   credentialSource: string;
   /** Release the keep-alive sockets. */
@@ -54,7 +58,8 @@ export interface AzureConnection {
 
 interface ResolvedAuth {
   endpoint: string;
-  credential: StorageSharedKeyCredential | AnonymousCredential;
+  /** Unset: anonymous, or a SAS (`sas`). */
+  key?: SharedKey;
   /** SAS query string without "?", or "". */
   sas: string;
   source: string;
@@ -86,7 +91,7 @@ function fromConnectionString(cs: string, account: string): Partial<ResolvedAuth
     const proxy = p.developmentstorageproxyuri?.replace(/\/+$/, "");
     return {
       endpoint: proxy ? `${proxy}/${DEV_ACCOUNT}` : `http://127.0.0.1:10000/${DEV_ACCOUNT}`,
-      credential: new StorageSharedKeyCredential(DEV_ACCOUNT, DEV_KEY),
+      key: new SharedKey(DEV_ACCOUNT, DEV_KEY),
       sas: "",
       source: "AZURE_STORAGE_CONNECTION_STRING (development storage)",
     };
@@ -98,13 +103,13 @@ function fromConnectionString(cs: string, account: string): Partial<ResolvedAuth
   if (p.accountkey && name) {
     return {
       endpoint,
-      credential: new StorageSharedKeyCredential(name, p.accountkey),
+      key: new SharedKey(name, p.accountkey),
       sas: "",
       source: "shared key from AZURE_STORAGE_CONNECTION_STRING",
     };
   }
   if (p.sharedaccesssignature) {
-    return { endpoint, credential: new AnonymousCredential(), sas: stripQ(p.sharedaccesssignature), source: "SAS from AZURE_STORAGE_CONNECTION_STRING" };
+    return { endpoint, sas: stripQ(p.sharedaccesssignature), source: "SAS from AZURE_STORAGE_CONNECTION_STRING" };
   }
   return { endpoint };
 }
@@ -114,19 +119,18 @@ export function resolveAuth(loc: Location, env: NodeJS.ProcessEnv): ResolvedAuth
   const account = loc.extra.account ?? loc.root.split("/")[0];
   const cs = env.AZURE_STORAGE_CONNECTION_STRING ? fromConnectionString(env.AZURE_STORAGE_CONNECTION_STRING, account) : undefined;
   const endpoint = cs?.endpoint ?? defaultEndpoint(account);
-  const anon = new AnonymousCredential();
-  if (loc.extra.sas) return { endpoint, credential: anon, sas: stripQ(loc.extra.sas), source: "SAS in the URL" };
-  if (cs?.credential) return { endpoint, credential: cs.credential, sas: cs.sas ?? "", source: cs.source ?? "" };
+  if (loc.extra.sas) return { endpoint, sas: stripQ(loc.extra.sas), source: "SAS in the URL" };
+  if (cs?.key || cs?.sas) return { endpoint, key: cs.key, sas: cs.sas ?? "", source: cs.source ?? "" };
   const envAccount = env.AZURE_STORAGE_ACCOUNT;
   const sameAccount = !envAccount || envAccount.toLowerCase() === account.toLowerCase();
   if (sameAccount && env.AZURE_STORAGE_SAS_TOKEN) {
-    return { endpoint, credential: anon, sas: stripQ(env.AZURE_STORAGE_SAS_TOKEN), source: "AZURE_STORAGE_SAS_TOKEN" };
+    return { endpoint, sas: stripQ(env.AZURE_STORAGE_SAS_TOKEN), source: "AZURE_STORAGE_SAS_TOKEN" };
   }
   const key = env.AZURE_STORAGE_KEY ?? env.AZURE_STORAGE_ACCOUNT_KEY;
   if (sameAccount && key) {
     return {
       endpoint,
-      credential: new StorageSharedKeyCredential(account, key),
+      key: new SharedKey(account, key),
       sas: "",
       source: env.AZURE_STORAGE_KEY ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_ACCOUNT_KEY",
     };
@@ -163,10 +167,36 @@ function makeAgent(protocol: string, idleMs: number): http.Agent {
   return agent;
 }
 
+/** The SDK module, imported once, when a connection first needs it. */
+let sdkModule: Promise<typeof import("@azure/storage-blob")> | undefined;
+
 /**
- * Build the container client for `loc`.
+ * The storage-blob SDK's escaping of a URL's path (utils.common escapeURLPath): percent-encode
+ * what is not yet, keeping "/" and existing "%XX", and "'" as %27.
+ */
+function escapeUrlPath(url: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = encodeURIComponent(parsed.pathname || "/")
+    .replace(/%2F/g, "/")
+    .replace(/'/g, "%27")
+    .replace(/\+/g, "%20")
+    .replace(/%25/g, "%");
+  return parsed.toString();
+}
+
+/** The SDK's blob URL: the container URL's path + each "/"-separated segment of the name URI-encoded, then escaped as above. */
+function blobUrlIn(containerUrl: string, name: string): string {
+  const parsed = new URL(containerUrl);
+  const segments = name.split("/").map(encodeURIComponent).join("/");
+  parsed.pathname = parsed.pathname.endsWith("/") ? parsed.pathname + segments : `${parsed.pathname}/${segments}`;
+  return escapeUrlPath(parsed.toString());
+}
+
+/**
+ * The connection for `loc`: our own requests (reads, listings, writes) now, the SDK's
+ * container client when first asked for.
  *
- * Pipeline: SDK retries off (maxTries 1, the engine retries); our own keep-alive agent with
+ * SDK pipeline: its retries off (maxTries 1, the engine retries); our own keep-alive agent with
  * MAX_SOCKETS sockets, handed to core-rest-pipeline through the `agent` pipeline option
  * (createClientPipeline → agentPolicy; StoragePipelineOptions does not declare it, but
  * storage-blob 12.32 passes all pipeline options through). The per-request timeout is a socket
@@ -185,18 +215,25 @@ export function connect(loc: Location, opts: AdapterOptions): AzureConnection {
   }
   const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const agent = makeAgent(base.protocol, timeoutMs);
-  const direct = new AzureDirectReads(auth.credential, timeoutMs);
-  const pipelineOptions: StoragePipelineOptions & { agent: http.Agent } = {
-    retryOptions: { maxTries: 1 },
-    keepAliveOptions: { enable: true },
-    agent,
+  const direct = new AzureDirectReads(auth.key, timeoutMs);
+  const containerUrl = escapeUrlPath(`${auth.endpoint}/${encodeURIComponent(container)}${auth.sas ? "?" + auth.sas : ""}`);
+  let client: Promise<ContainerClient> | undefined;
+  const sdk = async (): Promise<ContainerClient> => {
+    const m = await (sdkModule ??= import("@azure/storage-blob"));
+    const credential = auth.key ? new m.StorageSharedKeyCredential(auth.key.accountName, auth.key.accountKey) : new m.AnonymousCredential();
+    const pipelineOptions: StoragePipelineOptions & { agent: http.Agent } = {
+      retryOptions: { maxTries: 1 },
+      keepAliveOptions: { enable: true },
+      agent,
+    };
+    return new m.ContainerClient(containerUrl, m.newPipeline(credential, pipelineOptions));
   };
-  const pipeline = newPipeline(auth.credential, pipelineOptions);
-  const url = `${auth.endpoint}/${encodeURIComponent(container)}${auth.sas ? "?" + auth.sas : ""}`;
   return {
-    container: new ContainerClient(url, pipeline),
+    sdk: () => (client ??= sdk()),
+    blobUrl: (name) => blobUrlIn(containerUrl, name),
     direct,
-    lister: new BlobLister(url, auth.credential, agent),
+    lister: new BlobLister(containerUrl, auth.key, agent),
+    writes: new BlobRequests(auth.key, agent),
     credentialSource: auth.source,
     close: () => {
       agent.destroy();

@@ -4,13 +4,13 @@
  * more CPU than the rest of the copy (its http client's Buffer per socket read, then a copy into
  * the part; for a small blob, its pipeline's work per request).
  *
- * Signed as the SDK signs (Shared Key: an HMAC-SHA256 of the request's canonical form, computed
- * by the SDK's own credential), or not at all when a SAS in the blob URL authorizes the request.
+ * Signed as the SDK signs (shared-key.ts), or not at all when a SAS in the blob URL authorizes
+ * the request.
  * Non-2xx answers become errors shaped like the SDK's RestError, for mapAzureError.
  */
-import { type AnonymousCredential, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { DirectGet, type IntoResponse } from "../http-into.js";
 import type { AzureProps } from "./metadata.js";
+import { type SharedKey, sharedKeyAuthorization } from "./shared-key.js";
 
 /**
  * The REST version these requests ask for: old enough for every service and emulator version
@@ -29,7 +29,8 @@ export class AzureDirectReads {
   private readonly direct: DirectGet;
 
   constructor(
-    private readonly credential: StorageSharedKeyCredential | AnonymousCredential,
+    /** Unset: the SAS in the blob URL authorizes. */
+    private readonly key: SharedKey | undefined,
     idleTimeoutMs: number,
   ) {
     this.direct = new DirectGet(idleTimeoutMs);
@@ -44,7 +45,7 @@ export class AzureDirectReads {
     const headers: Record<string, string> = { "x-ms-date": new Date().toUTCString() };
     if (start !== undefined) headers["x-ms-range"] = `bytes=${start}-${start + target.length - 1}`;
     headers["x-ms-version"] = API_VERSION;
-    if (this.credential instanceof StorageSharedKeyCredential) headers.authorization = sharedKeyAuthorization(this.credential, url, headers);
+    if (this.key) headers.authorization = sharedKeyAuthorization(this.key, url, headers);
     const res = await this.direct.getUrl(url, headers, target, onBody);
     if (res.status < 200 || res.status >= 300) throw restError(res);
     return res;
@@ -53,24 +54,6 @@ export class AzureDirectReads {
   close(): void {
     this.direct.close();
   }
-}
-
-/**
- * Shared Key authorization of a GET with no standard headers: the verb, eleven empty standard
- * header lines and an empty Range line, the x-ms-* headers in name order, then /account/path
- * and the query's parameters (names lower-cased, in order), as the SDK signs.
- */
-export function sharedKeyAuthorization(cred: StorageSharedKeyCredential, url: URL, headers: Record<string, string>): string {
-  const msHeaders = Object.keys(headers)
-    .filter((h) => h.startsWith("x-ms-"))
-    .sort()
-    .map((h) => `${h}:${headers[h]}\n`)
-    .join("");
-  let resource = `/${cred.accountName}${url.pathname}`;
-  const params = [...url.searchParams].map(([k, v]) => [k.toLowerCase(), v] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const [k, v] of params) resource += `\n${k}:${v}`;
-  const stringToSign = "GET" + "\n".repeat(12) + msHeaders + resource;
-  return `SharedKey ${cred.accountName}:${cred.computeHMACSHA256(stringToSign)}`;
 }
 
 /** A Get Blob response's properties and metadata, as the SDK's download result gives them. */

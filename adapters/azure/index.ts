@@ -3,6 +3,9 @@
  * https://ACCOUNT.blob.core.windows.net/container/prefix?SAS). Block blobs only.
  *
  * - Credentials and endpoint: client.ts. Errors: errors.ts (the one mapping place).
+ * - Requests: reads (direct.ts), listings (list.ts) and writes (blob-requests.ts) are our own,
+ *   Shared Key signed (shared-key.ts); the SDK, imported on first use, only gets properties,
+ *   streams reads the direct path cannot take, and deletes.
  * - Headers, metadata name/value encoding, mtime/md5 metadata: metadata.ts.
  * - write(): write.ts (one Put Blob up to 256 MiB, block lists above).
  * - multipart: multipart.ts (stage block / commit block list; abort is a no-op).
@@ -15,7 +18,7 @@
  * - mtime: the source mtime is stored as metadata "mtime" (RFC 3339, as rclone does) and reported by list and stat.
  */
 import { PassThrough, pipeline, type Readable } from "node:stream";
-import type { BlockBlobClient, ContainerClient } from "@azure/storage-blob";
+import type { BlockBlobClient } from "@azure/storage-blob";
 import type { Adapter, AdapterOptions, ByteRange, Capabilities, Location, MultipartSteps, ObjectInfo, ObjectStream, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { STREAM_BUFFER } from "../../src/memory.js";
@@ -54,7 +57,6 @@ export class AzureAdapter implements Adapter {
   readonly display: string;
   readonly capabilities = capabilities;
   readonly multipart: MultipartSteps;
-  private readonly container: ContainerClient;
   /** The location's prefix as a folder: "" or "some/prefix/". */
   private readonly base: string;
   private readonly target: BlobTarget;
@@ -68,9 +70,8 @@ export class AzureAdapter implements Adapter {
     private readonly conn: AzureConnection,
   ) {
     this.display = loc.display;
-    this.container = conn.container;
     this.base = loc.prefix ? loc.prefix + "/" : "";
-    this.target = { blob: (k) => this.blob(k), what: (k) => this.what(k) };
+    this.target = { url: (k) => conn.blobUrl(this.name(k)), writes: conn.writes, what: (k) => this.what(k) };
     this.multipart = multipartSteps(this.target);
   }
 
@@ -78,10 +79,17 @@ export class AzureAdapter implements Adapter {
     return `${this.display}${this.display.endsWith("/") ? "" : "/"}${key}`;
   }
 
-  private blob(key: string): BlockBlobClient {
+  /** The blob name for `key`; throws Unsupported for one Azure cannot hold. */
+  private name(key: string): string {
     const problem = this.keyProblem(key);
     if (problem) throw new MigrateError("Unsupported", `${this.what(key)}: ${problem}`);
-    return this.container.getBlockBlobClient(this.base + key);
+    return this.base + key;
+  }
+
+  /** The SDK's client for `key`'s blob (loading the SDK the first time). */
+  private async blob(key: string): Promise<BlockBlobClient> {
+    const name = this.name(key);
+    return (await this.conn.sdk()).getBlockBlobClient(name);
   }
 
   keyProblem(key: string): string | undefined {
@@ -124,7 +132,7 @@ export class AzureAdapter implements Adapter {
   }
 
   async stat(key: string): Promise<ObjectInfo> {
-    const client = this.blob(key);
+    const client = await this.blob(key);
     try {
       const p = await client.getProperties();
       return toObjectInfo(key, p, p.metadata);
@@ -139,10 +147,10 @@ export class AzureAdapter implements Adapter {
    * then on), or with more than asked (that once: read() judges it).
    */
   async readInto(key: string, start: number, target: Buffer): Promise<number> {
-    const client = this.blob(key);
+    const url = this.conn.blobUrl(this.name(key));
     if (this.directReads) {
       try {
-        const res = await this.conn.direct.getInto(client.url, target, start);
+        const res = await this.conn.direct.getInto(url, target, start);
         // A whole-blob answer (200) holds the range asked only if that started at 0 (and it fit).
         if (res.status === 206 || start === 0) return res.length;
       } catch (err) {
@@ -161,12 +169,12 @@ export class AzureAdapter implements Adapter {
    */
   async readWhole(key: string, max: number, opts?: { md5?: boolean; memory?: () => Buffer }): Promise<{ body: Buffer; md5?: string; info: ObjectInfo } | undefined> {
     if (!this.directReads) return undefined;
-    const client = this.blob(key);
+    const url = this.conn.blobUrl(this.name(key));
     const body = wholeReadTarget(max, opts?.memory);
     const hash = opts?.md5 ? new Md5Feed(body) : undefined;
     let res;
     try {
-      res = await this.conn.direct.getInto(client.url, body, undefined, hash?.filled);
+      res = await this.conn.direct.getInto(url, body, undefined, hash?.filled);
     } catch (err) {
       hash?.drop();
       if (err instanceof BodyTooLong) return undefined;
@@ -180,7 +188,7 @@ export class AzureAdapter implements Adapter {
 
   /** A whole-object read carries the object's info from the download response. */
   async read(key: string, range?: ByteRange): Promise<ObjectStream> {
-    const client = this.blob(key);
+    const client = await this.blob(key);
     const offset = range ? range.start : 0;
     const count = range ? range.end - range.start + 1 : undefined;
     if (range && count !== undefined && count <= 0) return new PassThrough().end();
@@ -214,7 +222,7 @@ export class AzureAdapter implements Adapter {
 
   async delete(key: string): Promise<void> {
     try {
-      await this.blob(key).delete({ deleteSnapshots: "include" });
+      await (await this.blob(key)).delete({ deleteSnapshots: "include" });
     } catch (err) {
       const e = mapAzureError(err, this.what(key));
       if (e.kind !== "NotFound") throw e;

@@ -16,8 +16,8 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { StorageSharedKeyCredential, type AnonymousCredential } from "@azure/storage-blob";
-import { API_VERSION, restError, sharedKeyAuthorization } from "./direct.js";
+import { API_VERSION, restError } from "./direct.js";
+import { type SharedKey, sharedKeyAuthorization } from "./shared-key.js";
 import type { AzureProps } from "./metadata.js";
 
 export interface ListedBlob {
@@ -124,7 +124,8 @@ export function parseListPage(xml: string): ListPage {
 export class BlobLister {
   constructor(
     private readonly containerUrl: string,
-    private readonly credential: StorageSharedKeyCredential | AnonymousCredential,
+    /** Unset: the SAS in the container URL authorizes. */
+    private readonly key: SharedKey | undefined,
     private readonly agent: http.Agent,
   ) {}
 
@@ -135,7 +136,7 @@ export class BlobLister {
     const query = params.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${encodeURIComponent(v!)}`);
     url.search = [url.search.slice(1), ...query].filter(Boolean).join("&");
     const headers: Record<string, string> = { "x-ms-date": new Date().toUTCString(), "x-ms-version": API_VERSION };
-    if (this.credential instanceof StorageSharedKeyCredential) headers.authorization = sharedKeyAuthorization(this.credential, url, headers);
+    if (this.key) headers.authorization = sharedKeyAuthorization(this.key, url, headers);
     return parseListPage(await this.get(url, headers));
   }
 

@@ -1,5 +1,6 @@
 /**
- * Multipart uploads as Azure block lists: Put Block (stage) + Put Block List (commit).
+ * Multipart uploads as Azure block lists: Put Block (stage) + Put Block List (commit), both
+ * sent by blob-requests.ts.
  *
  * Azure has no upload id, so startUpload makes one up (16 random hex chars, no request). Block
  * ids are derived from it and the part number — base64("<uploadId>-<part, 6 digits>"), always
@@ -12,11 +13,11 @@
  */
 import crypto from "node:crypto";
 import type { Readable } from "node:stream";
-import type { BlockBlobClient } from "@azure/storage-blob";
 import type { MultipartSteps, ObjectInfo, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { mapAzureError } from "./errors.js";
 import { toAzureMetadata, toHttpHeaders } from "./metadata.js";
+import type { BlobRequests } from "./blob-requests.js";
 
 const UPLOAD_ID = /^[0-9a-f]{16}$/;
 export const MAX_PARTS = 50_000;
@@ -34,9 +35,11 @@ export function blockId(uploadId: string, partNumber: number): string {
   return Buffer.from(`${uploadId}-${String(partNumber).padStart(6, "0")}`).toString("base64");
 }
 
-/** The adapter pieces multipart needs. */
+/** The adapter pieces multipart and write() need. */
 export interface BlobTarget {
-  blob(key: string): BlockBlobClient;
+  /** The URL of `key`'s blob; throws Unsupported for a key Azure cannot hold. */
+  url(key: string): string;
+  writes: BlobRequests;
   /** "key a/b" for messages. */
   what(key: string): string;
 }
@@ -50,7 +53,7 @@ export function multipartSteps(t: BlobTarget): MultipartSteps {
     async uploadPart(key, uploadId, partNumber, body, md5) {
       const id = blockId(uploadId, partNumber);
       try {
-        await t.blob(key).stageBlock(id, body, body.length, { transactionalContentMD5: Buffer.from(md5, "hex") });
+        await t.writes.putBlock(t.url(key), id, body, Buffer.from(md5, "hex"));
       } catch (err) {
         throw mapAzureError(err, `${t.what(key)} part ${partNumber}`);
       }
@@ -80,11 +83,7 @@ async function commit(
   abortSignal?: AbortSignal,
 ): Promise<WriteResult> {
   try {
-    const res = await t.blob(key).commitBlockList(ids, {
-      blobHTTPHeaders: toHttpHeaders(source, wholeMd5),
-      metadata: toAzureMetadata(source, wholeMd5),
-      abortSignal,
-    });
+    const res = await t.writes.putBlockList(t.url(key), ids, toHttpHeaders(source, wholeMd5), toAzureMetadata(source, wholeMd5), abortSignal);
     return { size, etag: res.etag };
   } catch (err) {
     throw mapAzureError(err, t.what(key));
@@ -114,9 +113,8 @@ export async function stagedWrite(
     const id = blockId(uploadId, part);
     ids.push(id);
     const md5 = crypto.createHash("md5").update(chunk).digest();
-    const p = t
-      .blob(key)
-      .stageBlock(id, chunk, chunk.length, { transactionalContentMD5: md5, abortSignal: opts.abortSignal })
+    const p = t.writes
+      .putBlock(t.url(key), id, chunk, md5, opts.abortSignal)
       .then(
         () => undefined,
         (err: unknown) => {

@@ -12,7 +12,6 @@
  */
 import crypto from "node:crypto";
 import { Transform, pipeline, type Readable } from "node:stream";
-import type { BlockBlobUploadOptions } from "@azure/storage-blob";
 import type { ObjectInfo, WriteOptions, WriteResult } from "../types.js";
 import { MigrateError } from "../../src/errors.js";
 import { mapAzureError } from "./errors.js";
@@ -39,12 +38,6 @@ export const DEFAULT_WRITE_LIMITS: Readonly<WriteLimits> = Object.freeze({
   blockConcurrency: 4,
 });
 
-/**
- * storage-blob 12.32 reads `transactionalContentMD5` from upload() options at runtime
- * (setUploadChecksumParameters) but its BlockBlobUploadOptions type does not declare it.
- */
-type UploadOptions = BlockBlobUploadOptions & { transactionalContentMD5?: Uint8Array };
-
 export async function writeBlob(
   t: BlobTarget,
   key: string,
@@ -62,17 +55,15 @@ export async function writeBlob(
   return streamingPut(t, key, body, source, opts);
 }
 
-async function put(t: BlobTarget, key: string, data: Buffer | Readable, size: number, options: UploadOptions): Promise<WriteResult> {
+/** One Put Blob of `data` (`size` bytes), checked by Azure against `md5` (hex) if given. */
+async function put(t: BlobTarget, key: string, data: Buffer | Readable, size: number, source: ObjectInfo, md5: string | undefined, signal: AbortSignal | undefined): Promise<WriteResult> {
   try {
-    const res = await t.blob(key).upload(data, size, options);
+    const md5Bytes = md5 ? Buffer.from(md5, "hex") : undefined;
+    const res = await t.writes.putBlob(t.url(key), data, size, toHttpHeaders(source), toAzureMetadata(source), md5Bytes, signal);
     return { size, md5: hex(res.contentMD5), etag: res.etag };
   } catch (err) {
     throw mapAzureError(err, t.what(key));
   }
-}
-
-function baseOptions(source: ObjectInfo, abortSignal?: AbortSignal): UploadOptions {
-  return { blobHTTPHeaders: toHttpHeaders(source), metadata: toAzureMetadata(source), abortSignal };
 }
 
 async function bufferedPut(t: BlobTarget, key: string, body: Readable, source: ObjectInfo, opts: WriteOptions): Promise<WriteResult> {
@@ -96,9 +87,7 @@ async function bufferedPut(t: BlobTarget, key: string, body: Readable, source: O
   if (opts.md5 && opts.md5.toLowerCase() !== md5) {
     throw new MigrateError("Integrity", `${t.what(key)}: body MD5 ${md5} differs from the source's ${opts.md5}`, { temporary: true });
   }
-  const options = baseOptions(source, opts.abortSignal);
-  options.transactionalContentMD5 = Buffer.from(md5, "hex");
-  return put(t, key, data, len, options);
+  return put(t, key, data, len, source, md5, opts.abortSignal);
 }
 
 function sizeError(t: BlobTarget, key: string, got: string, want: number): MigrateError {
@@ -121,17 +110,15 @@ async function streamingPut(t: BlobTarget, key: string, body: Readable, source: 
       cb(seen !== size ? sizeError(t, key, String(seen), size) : null);
     },
   });
-  // A failing body must abort the request: the SDK pipes it into the socket and would wait.
+  // A failing body must abort the request, which would wait for the rest of it.
   pipeline(body, counted, (err) => {
     if (err) {
       bodyError ??= err;
       ac.abort();
     }
   });
-  const options = baseOptions(source, ac.signal);
-  if (opts.md5) options.transactionalContentMD5 = Buffer.from(opts.md5, "hex");
   try {
-    return await put(t, key, counted, size, options);
+    return await put(t, key, counted, size, source, opts.md5, ac.signal);
   } catch (err) {
     // The service may have answered before reading the body: release the source stream.
     counted.destroy();

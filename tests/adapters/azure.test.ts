@@ -10,9 +10,13 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
+import { BlockBlobClient, StorageSharedKeyCredential, StorageSharedKeyCredentialPolicy } from "@azure/storage-blob";
+import type { WebResourceLike } from "@azure/core-http-compat";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseLocation } from "../../adapters/index.js";
-import { connect, resolveAuth } from "../../adapters/azure/client.js";
+import { DEV_ACCOUNT, connect, resolveAuth } from "../../adapters/azure/client.js";
+import { API_VERSION } from "../../adapters/azure/direct.js";
+import { SharedKey, headerNameLess, sharedKeyAuthorization } from "../../adapters/azure/shared-key.js";
 import { mapAzureError } from "../../adapters/azure/errors.js";
 import { AzureAdapter, createAzureAdapter } from "../../adapters/azure/index.js";
 import { decodeMetaName, decodeMetaValue, encodeMetaName, encodeMetaValue, parseMtime } from "../../adapters/azure/metadata.js";
@@ -313,7 +317,7 @@ describe.skipIf(!emulator)("azure adapter on Azurite", () => {
     await a.write("y/z", Readable.from([Buffer.from("2")]), src("y/z", 1));
     await a.write("yz", Readable.from([Buffer.from("3")]), src("yz", 1));
     // A placeholder written by another tool (our keyProblem refuses such names).
-    await a["container"].getBlockBlobClient("a/y/").upload("", 0);
+    await (await a["conn"].sdk()).getBlockBlobClient("a/y/").upload("", 0);
     expect((await collect(a.list())).map((o) => o.key)).toEqual(["y/z", "yz"]);
     expect((await collect(a.list("y"))).map((o) => o.key)).toEqual(["y/z"]);
     expect(await collect(a.list("missing"))).toEqual([]);
@@ -324,7 +328,7 @@ describe.skipIf(!emulator)("azure adapter on Azurite", () => {
     const keys = ["b", "B", "a/b", "a-b", "a0", "é", "~", "ÿ", "😀", "\uff5e", "a b", "_", "dir/x", "dir-x", "x😀/\ue000", "x😀/𝄞", "x\ue000"];
     for (const k of keys) await a.write(k, Readable.from([Buffer.from(k)]), src(k, Buffer.byteLength(k)));
     const raw: string[] = [];
-    for await (const b of a["container"].listBlobsFlat({ prefix: "order/" })) raw.push(b.name.slice("order/".length));
+    for await (const b of (await a["conn"].sdk()).listBlobsFlat({ prefix: "order/" })) raw.push(b.name.slice("order/".length));
     expect(raw).toEqual([...keys].sort()); // what Azurite does
     const listed = (await collect(a.list())).map((o) => o.key);
     expect(listed).toEqual([...keys].sort(compareKeys));
@@ -501,6 +505,101 @@ describe.skipIf(!emulator)("azure adapter on Azurite", () => {
     const err = await caught(bad.readInto("parts.bin", 0, Buffer.alloc(10)));
     expect(err).toMatchObject({ kind: "PermissionDenied", scope: "run" });
     expect(err.message).not.toContain(DEV_KEY);
+  });
+
+  it("writes without the SDK (blob-requests.ts) under awkward names, with a shared key or a SAS; a wrong key is refused", async () => {
+    const sasUrl = new URL(await containerSasUrl(emu, root));
+    const sasEnv = { AZURE_STORAGE_CONNECTION_STRING: `BlobEndpoint=${emu.blobEndpoint};SharedAccessSignature=${sasUrl.search.slice(1)}` };
+    const parts = [randomBytes(300_000), randomBytes(1000)];
+    const whole = Buffer.concat(parts);
+    const keys = ["a b+c&d%25/1 2.bin", "z/\u00e9\ud83d\ude00 #?'.bin"];
+    // Metadata whose names the service orders in its own way ('_' before digits, '-' ignored).
+    const metadata = { "a-b": "1", a_b: "2", ab: "3", a0: "4", "content-id": "<x@y>", z: " padded " };
+    const sdkCalls = [
+      vi.spyOn(BlockBlobClient.prototype, "stageBlock"),
+      vi.spyOn(BlockBlobClient.prototype, "commitBlockList"),
+      vi.spyOn(BlockBlobClient.prototype, "upload"),
+    ];
+    for (const [i, opts] of [emu.adapterOptions, { ...emu.adapterOptions, env: sasEnv }].entries()) {
+      const a = await open(`${root}/blocks${i}`, opts);
+      a.writeLimits = { bufferMax: 1000, streamPutMax: 200_000, blockSize: 150_000, blockConcurrency: 2 };
+      for (const key of keys) {
+        const info = src(key, whole.length, { mtime: 1_700_000_000_123, contentType: "application/x-test", cacheControl: "no-cache", metadata });
+        const id = await a.multipart.startUpload(key, info, parts[0].length);
+        // Parts sent out of order: the commit, not arrival, orders them.
+        const done = [];
+        for (const n of [2, 1]) done.push({ partNumber: n, etag: await a.multipart.uploadPart(key, id, n, parts[n - 1], md5(parts[n - 1])), size: parts[n - 1].length, checksum: md5(parts[n - 1]) });
+        await a.multipart.completeUpload(key, id, done, info, md5(whole));
+        expect((await readAll(await a.read(key))).equals(whole)).toBe(true);
+        expect(await a.stat(key)).toMatchObject({ size: whole.length, md5: md5(whole), mtime: info.mtime, contentType: "application/x-test", cacheControl: "no-cache", metadata });
+        // write()'s three paths: buffered Put Blob, streaming Put Blob, staged blocks.
+        for (const size of [900, 100_000, 280_000]) {
+          const body = whole.subarray(0, size);
+          const w = await a.write(`${key}.${size}`, Readable.from([body]), { ...info, size });
+          expect(w.md5).toBe(md5(body));
+          expect((await readAll(await a.read(`${key}.${size}`))).equals(body)).toBe(true);
+          expect((await a.stat(`${key}.${size}`)).metadata).toEqual(metadata);
+        }
+      }
+      expect((await collect(a.list())).map((o) => o.key)).toEqual(keys.flatMap((k) => [k, `${k}.100000`, `${k}.280000`, `${k}.900`]).sort(compareKeys));
+    }
+    for (const spy of sdkCalls) {
+      expect(spy).not.toHaveBeenCalled();
+      spy.mockRestore();
+    }
+    // Azurite checks the signature: the same requests under another key are refused, secrets unsaid.
+    const bad = await open(`${root}/blocks0`, { ...emu.adapterOptions, env: emu.badCredentialsEnv });
+    const id = await bad.multipart.startUpload("x.bin", src("x.bin", 10), 10);
+    const err = await caught(bad.multipart.uploadPart("x.bin", id, 1, parts[1], md5(parts[1])));
+    expect(err).toMatchObject({ kind: "PermissionDenied", scope: "run" });
+    expect(err.message).not.toContain(DEV_KEY);
+    expect(err.message).toContain("x.bin part 1");
+    const denied = await caught(bad.write("y.bin", Readable.from([parts[1]]), src("y.bin", parts[1].length)));
+    expect(denied).toMatchObject({ kind: "PermissionDenied", scope: "run" });
+  });
+
+  it("addresses blobs as the SDK does, and signs as its shared key policy does", async () => {
+    const conn = connect(loc(`${root}/urls`), emu.adapterOptions);
+    try {
+      const container = await conn.sdk();
+      for (const name of ["urls/plain.txt", "urls/a b+c&d%25/1 2", "urls/%41%zz", "urls/é😀/'q'\"x\"", "urls/#?;=@:", "urls/[x]{y}|^`~!$*(),"]) {
+        expect(conn.blobUrl(name)).toBe(container.getBlockBlobClient(name).url);
+      }
+    } finally {
+      conn.close();
+    }
+    // The SDK's policy, with its protected signRequest opened up for the comparison.
+    class OpenPolicy extends StorageSharedKeyCredentialPolicy {
+      sign(r: WebResourceLike): WebResourceLike {
+        return this.signRequest(r);
+      }
+    }
+    const sdkKey = new StorageSharedKeyCredential(DEV_ACCOUNT, DEV_KEY);
+    const noop = { sendRequest: () => Promise.reject(new Error("not sent")) };
+    const policy = new OpenPolicy(noop, { log: () => undefined, shouldLog: () => false }, sdkKey);
+    const url = new URL(`${emu.blobEndpoint}/c1/dir/a%20b.bin?comp=blocklist&timeout=30`);
+    const headers: Record<string, string> = {
+      "content-length": "120",
+      "content-type": "application/xml; charset=utf-8",
+      "x-ms-blob-content-md5": "1B2M2Y8AsgTpgAmY7PhCfg==",
+      "x-ms-blob-content-type": "text/plain",
+      "x-ms-meta-a_b": "1",
+      "x-ms-meta-a0": "2",
+      "x-ms-meta-ab": "3",
+      "x-ms-meta-cmx_content_2did": "4",
+      "x-ms-meta-mtime": "2024-01-01T00:00:00.000Z",
+      "x-ms-version": API_VERSION,
+    };
+    const sent = new Map(Object.entries(headers));
+    policy.sign({
+      method: "PUT",
+      url: url.toString(),
+      headers: { get: (n: string) => sent.get(n.toLowerCase()), set: (n: string, v: string | number) => void sent.set(n.toLowerCase(), String(v)), headersArray: () => [...sent].map(([name, value]) => ({ name, value })) },
+    } as unknown as WebResourceLike);
+    const ours = sharedKeyAuthorization(new SharedKey(DEV_ACCOUNT, DEV_KEY), url, { ...headers, "x-ms-date": sent.get("x-ms-date")! }, "PUT");
+    expect(ours).toBe(sent.get("authorization"));
+    expect(headerNameLess("x-ms-meta-a_b", "x-ms-meta-a0")).toBe(true);
+    expect(headerNameLess("x-ms-meta-ab", "x-ms-meta-a-c")).toBe(true);
   });
 
   it("works through a container SAS (connection string and https URL forms)", async () => {
