@@ -10,7 +10,9 @@
  *    "a_b" (only when escaped) → "cmx_a_5fb". Reading reverses it, so the name round-trips.
  * Values: HTTP headers carry printable ASCII only and trim surrounding blanks, so a value
  * with anything else is stored RFC 2047-style as "=?UTF-8?B?<base64>?=" (what S3 does) and
- * decoded on read.
+ * decoded on read. Content-Type & co likewise when not printable ASCII (a UTF-8 filename in a
+ * Content-Disposition): sent as it is, Node writes it as Latin-1 (or refuses it) while the
+ * Shared Key signature covers its UTF-8, and Azure fails the write with a 403.
  * Reserved names: "mtime" (source mtime, RFC 3339 with ms, as rclone writes it) and "md5" (hex MD5 of
  * the whole object, written for block-list uploads) are ours: a source's own "mtime"/"md5"
  * metadata is replaced by ours on write, and both are reported as fields, not metadata.
@@ -57,6 +59,11 @@ export function encodeMetaValue(v: string): string {
   return PLAIN_VALUE.test(v) && !ENCODED_VALUE.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
 }
 
+/** Content-Type & co: verbatim when printable ASCII (and not an encoded word), else one encoded word. */
+function encodePropValue(v: string): string {
+  return /^[\x20-\x7e\t]*$/.test(v) && !ENCODED_VALUE.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
+}
+
 export function decodeMetaValue(v: string): string {
   const m = ENCODED_VALUE.exec(v);
   return m ? Buffer.from(m[1], "base64").toString("utf8") : v;
@@ -77,11 +84,11 @@ export function toAzureMetadata(source: ObjectInfo, md5?: string): Metadata {
 
 export function toHttpHeaders(source: ObjectInfo, md5?: string): BlobHTTPHeaders {
   const h: BlobHTTPHeaders = {};
-  if (source.contentType) h.blobContentType = source.contentType;
-  if (source.cacheControl) h.blobCacheControl = source.cacheControl;
-  if (source.contentEncoding) h.blobContentEncoding = source.contentEncoding;
-  if (source.contentDisposition) h.blobContentDisposition = source.contentDisposition;
-  if (source.contentLanguage) h.blobContentLanguage = source.contentLanguage;
+  if (source.contentType) h.blobContentType = encodePropValue(source.contentType);
+  if (source.cacheControl) h.blobCacheControl = encodePropValue(source.cacheControl);
+  if (source.contentEncoding) h.blobContentEncoding = encodePropValue(source.contentEncoding);
+  if (source.contentDisposition) h.blobContentDisposition = encodePropValue(source.contentDisposition);
+  if (source.contentLanguage) h.blobContentLanguage = encodePropValue(source.contentLanguage);
   if (md5) h.blobContentMD5 = Buffer.from(md5, "hex");
   return h;
 }
@@ -134,11 +141,11 @@ export function toObjectInfo(key: string, p: AzureProps, rawMeta: Metadata | und
   if (p.etag) info.etag = p.etag.replace(/^"(.*)"$/, "$1");
   const md5 = hex(p.contentMD5) ?? metaMd5;
   if (md5) info.md5 = md5;
-  if (p.contentType) info.contentType = p.contentType;
-  if (p.cacheControl) info.cacheControl = p.cacheControl;
-  if (p.contentEncoding) info.contentEncoding = p.contentEncoding;
-  if (p.contentDisposition) info.contentDisposition = p.contentDisposition;
-  if (p.contentLanguage) info.contentLanguage = p.contentLanguage;
+  if (p.contentType) info.contentType = decodeMetaValue(p.contentType);
+  if (p.cacheControl) info.cacheControl = decodeMetaValue(p.cacheControl);
+  if (p.contentEncoding) info.contentEncoding = decodeMetaValue(p.contentEncoding);
+  if (p.contentDisposition) info.contentDisposition = decodeMetaValue(p.contentDisposition);
+  if (p.contentLanguage) info.contentLanguage = decodeMetaValue(p.contentLanguage);
   if (Object.keys(metadata).length) info.metadata = metadata;
   return info;
 }

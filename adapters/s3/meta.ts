@@ -55,11 +55,12 @@ export function encodeMetaValue(v: string): string {
 
 /**
  * Content-Type & co: sent verbatim when plain ASCII; otherwise (e.g. a UTF-8 filename in a
- * Content-Disposition, which would break the request signature) as one encoded word.
+ * Content-Disposition, which would break the request signature), or when reading would take
+ * it for an encoded word, as one encoded word.
  */
 export function encodeHeaderValue(v: string | undefined): string | undefined {
   if (!v) return undefined;
-  return /^[\x20-\x7e\t]*$/.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
+  return /^[\x20-\x7e\t]*$/.test(v) && decodeMetaValue(v) === v ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
 }
 
 export function decodeMetaValue(v: string): string {

@@ -238,6 +238,21 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       }
     });
 
+    it("round-trips content headers that are not ASCII, or look encoded", async (ctx) => {
+      const a = await fresh(ctx);
+      if (!a.capabilities.metadata) ctx.skip("no metadata");
+      const headers = {
+        contentType: "text/plain; name=\"résumé.txt\"",
+        contentDisposition: 'attachment; filename="Résumé – 日本語 ✓.pdf"',
+        contentLanguage: "=?UTF-8?B?ZW4=?=",
+      };
+      await put(a, "u.txt", "x", headers);
+      expect(await a.stat("u.txt")).toMatchObject(headers);
+      const [listed] = await collect(a.list());
+      // Where a listing gives content headers at all, it gives them decoded.
+      if (listed.contentDisposition !== undefined) expect(listed).toMatchObject(headers);
+    });
+
     it("preserves the source mtime where it can", async (ctx) => {
       const a = await fresh(ctx);
       if (!a.capabilities.preservesMtime) ctx.skip("listing does not report a preserved mtime");
@@ -253,7 +268,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
       const partSize = Math.max(a.capabilities.multipart!.minPartSize, 256 * 1024);
       const data = seededBytes(partSize * 2 + 1234, 3);
       const parts = [data.subarray(0, partSize), data.subarray(partSize, 2 * partSize), data.subarray(2 * partSize)];
-      const info: ObjectInfo = { key: "big", size: data.length, contentType: "application/x-test", metadata: { color: "red" }, mtime: Date.UTC(2022, 1, 1) };
+      const info: ObjectInfo = { key: "big", size: data.length, contentType: "application/x-test", contentDisposition: 'inline; filename="größe.bin"', metadata: { color: "red" }, mtime: Date.UTC(2022, 1, 1) };
       const id = await a.multipart!.startUpload("big", info, partSize);
       const etags: { partNumber: number; etag: string; size: number; checksum: string }[] = [];
       for (const n of [3, 1, 2]) {
@@ -271,6 +286,7 @@ export function adapterContract(name: string, start: () => Promise<ContractTarge
         // Where the service cannot give a multipart object's MD5, we stored it as metadata.
         expect(st.md5).toBe(md5(data));
         expect(st.contentType).toBe("application/x-test");
+        expect(st.contentDisposition).toBe('inline; filename="größe.bin"');
         expect(st.metadata).toMatchObject({ color: "red" });
       }
       expect((await collect(a.list())).map((o) => o.key)).toEqual(["big"]);
