@@ -12,7 +12,7 @@
  * with anything else is stored RFC 2047-style as "=?UTF-8?B?<base64>?=" (what S3 does) and
  * decoded on read. Content-Type & co likewise when not printable ASCII (a UTF-8 filename in a
  * Content-Disposition): sent as it is, Node writes it as Latin-1 (or refuses it) while the
- * Shared Key signature covers its UTF-8, and Azure fails the write with a 403.
+ * Shared Key signature covers its UTF-8, so the write failed (a 403) or the value came back garbled.
  * Reserved names: "mtime" (source mtime, RFC 3339 with ms, as rclone writes it) and "md5" (hex MD5 of
  * the whole object, written for block-list uploads) are ours: a source's own "mtime"/"md5"
  * metadata is replaced by ours on write, and both are reported as fields, not metadata.
