@@ -8,17 +8,19 @@
  *  - any other name is stored as "cmx_" + the name with every byte of its UTF-8 outside
  *    [a-z0-9] written as "_xx" (two lower-case hex digits): "content-id" → "cmx_content_2did",
  *    "a_b" (only when escaped) → "cmx_a_5fb". Reading reverses it, so the name round-trips.
- * Values: HTTP headers carry printable ASCII only and trim surrounding blanks, so a value
- * with anything else is stored RFC 2047-style as "=?UTF-8?B?<base64>?=" (what S3 does) and
- * decoded on read. Content-Type & co likewise when not printable ASCII (a UTF-8 filename in a
- * Content-Disposition): sent as it is, Node writes it as Latin-1 (or refuses it) while the
- * Shared Key signature covers its UTF-8, so the write failed (a 403) or the value came back garbled.
+ * Values, and Content-Type & co: those HTTP cannot carry as they are go as encoded words
+ * (../encoded-word.ts), decoded on read. Sent as it is, a UTF-8 filename in a
+ * Content-Disposition went out as Latin-1 (or was refused by Node) while the Shared Key
+ * signature covers its UTF-8, so the write failed (a 403) or the value came back garbled.
  * Reserved names: "mtime" (source mtime, RFC 3339 with ms, as rclone writes it) and "md5" (hex MD5 of
  * the whole object, written for block-list uploads) are ours: a source's own "mtime"/"md5"
  * metadata is replaced by ours on write, and both are reported as fields, not metadata.
  */
 import type { BlobHTTPHeaders, Metadata } from "@azure/storage-blob";
 import type { ObjectInfo } from "../types.js";
+import { decodeMetaValue, encodeHeaderValue, encodeMetaValue } from "../encoded-word.js";
+
+export { decodeMetaValue, encodeMetaValue };
 
 export const MTIME_KEY = "mtime";
 export const MD5_KEY = "md5";
@@ -52,23 +54,6 @@ export function decodeMetaName(stored: string): string {
   return Buffer.from(bytes).toString("utf8");
 }
 
-const PLAIN_VALUE = /^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$/;
-const ENCODED_VALUE = /^=\?UTF-8\?B\?([A-Za-z0-9+/=]*)\?=$/i;
-
-export function encodeMetaValue(v: string): string {
-  return PLAIN_VALUE.test(v) && !ENCODED_VALUE.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
-}
-
-/** Content-Type & co: verbatim when printable ASCII (and not an encoded word), else one encoded word. */
-function encodePropValue(v: string): string {
-  return /^[\x20-\x7e\t]*$/.test(v) && !ENCODED_VALUE.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
-}
-
-export function decodeMetaValue(v: string): string {
-  const m = ENCODED_VALUE.exec(v);
-  return m ? Buffer.from(m[1], "base64").toString("utf8") : v;
-}
-
 /** The metadata we store for `source`: its user metadata (encoded) plus mtime and `md5`. */
 export function toAzureMetadata(source: ObjectInfo, md5?: string): Metadata {
   const out: Metadata = {};
@@ -84,11 +69,11 @@ export function toAzureMetadata(source: ObjectInfo, md5?: string): Metadata {
 
 export function toHttpHeaders(source: ObjectInfo, md5?: string): BlobHTTPHeaders {
   const h: BlobHTTPHeaders = {};
-  if (source.contentType) h.blobContentType = encodePropValue(source.contentType);
-  if (source.cacheControl) h.blobCacheControl = encodePropValue(source.cacheControl);
-  if (source.contentEncoding) h.blobContentEncoding = encodePropValue(source.contentEncoding);
-  if (source.contentDisposition) h.blobContentDisposition = encodePropValue(source.contentDisposition);
-  if (source.contentLanguage) h.blobContentLanguage = encodePropValue(source.contentLanguage);
+  if (source.contentType) h.blobContentType = encodeHeaderValue(source.contentType);
+  if (source.cacheControl) h.blobCacheControl = encodeHeaderValue(source.cacheControl);
+  if (source.contentEncoding) h.blobContentEncoding = encodeHeaderValue(source.contentEncoding);
+  if (source.contentDisposition) h.blobContentDisposition = encodeHeaderValue(source.contentDisposition);
+  if (source.contentLanguage) h.blobContentLanguage = encodeHeaderValue(source.contentLanguage);
   if (md5) h.blobContentMD5 = Buffer.from(md5, "hex");
   return h;
 }

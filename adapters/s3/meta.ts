@@ -7,11 +7,14 @@
  * - A whole-object md5 we know for a multipart upload is stored as user metadata "md5" (hex).
  * - User metadata values HTTP cannot carry verbatim (non-ASCII, control characters, edge
  *   whitespace) are sent as one RFC 2047 encoded word, `=?UTF-8?B?…?=`, the form S3 itself
- *   uses when it returns such values; encoded words are decoded on read.
+ *   uses when it returns such values; encoded words are decoded on read (../encoded-word.ts).
  * - Content-Type & co get the same treatment when they are not plain ASCII.
  * - Names are lower-case on read; "mtime" and "md5" are reported as fields, not in `metadata`.
  */
 import type { ObjectInfo } from "../types.js";
+import { decodeMetaValue, encodeHeaderValue, encodeMetaValue } from "../encoded-word.js";
+
+export { decodeMetaValue, encodeMetaValue };
 
 export const MTIME_META = "mtime";
 export const MD5_META = "md5";
@@ -41,41 +44,6 @@ export interface S3ReadHeaders {
   Metadata?: Record<string, string>;
   ServerSideEncryption?: string;
   SSECustomerAlgorithm?: string;
-}
-
-/** Whether HTTP (and S3's signing) carries `v` unchanged as a header value. */
-function headerSafe(v: string): boolean {
-  return /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(v) && !v.startsWith("=?");
-}
-
-export function encodeMetaValue(v: string): string {
-  if (v === "" || headerSafe(v)) return v;
-  return `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
-}
-
-/**
- * Content-Type & co: sent verbatim when plain ASCII; otherwise (e.g. a UTF-8 filename in a
- * Content-Disposition, which would break the request signature), or when reading would take
- * it for an encoded word, as one encoded word.
- */
-export function encodeHeaderValue(v: string | undefined): string | undefined {
-  if (!v) return undefined;
-  return /^[\x20-\x7e\t]*$/.test(v) && decodeMetaValue(v) === v ? v : `=?UTF-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
-}
-
-export function decodeMetaValue(v: string): string {
-  const b = /^=\?UTF-8\?B\?([A-Za-z0-9+/=]*)\?=$/i.exec(v);
-  if (b) return Buffer.from(b[1], "base64").toString("utf8");
-  const q = /^=\?UTF-8\?Q\?([^?]*)\?=$/i.exec(v);
-  if (q) {
-    const bytes = q[1].replace(/_/g, " ").replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => `%${h}`);
-    try {
-      return decodeURIComponent(bytes);
-    } catch {
-      return v;
-    }
-  }
-  return v;
 }
 
 /** Strip the quotes S3 puts around ETags. */
