@@ -14,15 +14,14 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { requireCached } from "../../src/cached-require.js";
 
-export const SDK_BUNDLE = "aws-sdk.cjs";
-
 interface SdkModules {
   sdk: typeof import("@aws-sdk/client-s3");
   signing: typeof import("@smithy/signature-v4");
 }
 
 function load(): SdkModules {
-  const bundled = fileURLToPath(new URL(`./${SDK_BUNDLE}`, import.meta.url));
+  // Named by scripts/bundle.mjs; beside the chunk this module is bundled into.
+  const bundled = fileURLToPath(new URL("./aws-sdk.cjs", import.meta.url));
   const cached = requireCached(bundled);
   if (cached) return cached.exports as SdkModules;
   const require = createRequire(import.meta.url);
